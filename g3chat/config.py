@@ -1,0 +1,291 @@
+"""The one typed configuration: a TOML file plus ``G3CHAT_*`` environment overrides.
+
+Every field is documented here (``g3chat config show`` prints them). Precedence, lowest first: defaults,
+the config file, the environment (``G3CHAT_MODEL``, ``G3CHAT_<SECTION>__<FIELD>``, e.g.
+``G3CHAT_GENERATION__TEMPERATURE=0.2``), then command-line flags. A malformed file or variable is a
+:class:`ConfigError` naming the file and line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from g3chat.core.errors import ConfigError
+from g3chat.core.types import GenerationParams
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "G3CHAT_"
+
+
+def _doc(text: str, check: Any = None) -> dict[str, Any]:
+    return {"doc": text, "check": check}
+
+
+def _between(lo: float, hi: float | None = None):
+    def check(value: float) -> str | None:
+        if value < lo or (hi is not None and value > hi):
+            return f"must be between {lo} and {hi}" if hi is not None else f"must be at least {lo}"
+        return None
+
+    return check
+
+
+@dataclass
+class GenerationSettings:
+    """Sampling. Defaults are Gemma 3n's recommended values."""
+
+    temperature: float = field(default=1.0, metadata=_doc("Sampling temperature; 0 is greedy.", _between(0)))
+    top_k: int = field(default=64, metadata=_doc("Keep the k most likely tokens; 0 disables.", _between(0)))
+    top_p: float = field(default=0.95, metadata=_doc("Nucleus sampling threshold.", _between(0, 1)))
+    min_p: float = field(
+        default=0.0, metadata=_doc("Drop tokens below min_p x the top probability.", _between(0, 1))
+    )
+    repeat_penalty: float = field(
+        default=1.0, metadata=_doc("Penalty for repeated tokens; 1 disables.", _between(0))
+    )
+    seed: int = field(default=-1, metadata=_doc("Random seed; -1 picks a new one each time."))
+    max_tokens: int = field(
+        default=0, metadata=_doc("Most tokens in one answer; 0 means until the context is full.", _between(0))
+    )
+    system_prompt: str = field(default="", metadata=_doc("System prompt for new conversations."))
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
+            seed=None if self.seed < 0 else self.seed,
+            max_tokens=self.max_tokens or None,
+        )
+
+
+@dataclass
+class EngineSettings:
+    """How llama.cpp runs the model."""
+
+    n_ctx: int = field(
+        default=8192,
+        metadata=_doc("Context window in tokens; 0 uses the model's trained maximum.", _between(0)),
+    )
+    threads: int = field(
+        default=0, metadata=_doc("CPU threads; 0 uses the number of physical cores.", _between(0))
+    )
+    n_gpu_layers: int = field(
+        default=-1,
+        metadata=_doc(
+            "Layers to offload to a GPU when this llama.cpp build has one; -1 offloads all.", _between(-1)
+        ),
+    )
+    n_batch: int = field(default=512, metadata=_doc("Prompt tokens evaluated per batch.", _between(1)))
+    flash_attn: bool = field(
+        default=True,
+        metadata=_doc(
+            "Use flash attention (faster decode on long contexts; CPU, CUDA and Metal support it). Turn off "
+            "if your GPU backend does not."
+        ),
+    )
+    swa_full: bool = field(
+        default=True,
+        metadata=_doc(
+            "Keep the full sliding-window KV cache. Costs memory on long contexts but lets regenerate and "
+            "edit reuse the cache; false saves memory and re-evaluates history when they roll back far."
+        ),
+    )
+
+
+@dataclass
+class UISettings:
+    """The terminal interface."""
+
+    theme: str = field(
+        default="g3-dark", metadata=_doc("Theme name (built-in or from the user themes folder).")
+    )
+    markdown: bool = field(default=True, metadata=_doc("Render answers as Markdown on a terminal."))
+
+
+@dataclass
+class Settings:
+    """Everything configurable. ``model`` is a GGUF path or a catalog variant name."""
+
+    model: str = field(default="", metadata=_doc("GGUF path or model name; empty picks automatically."))
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    ui: UISettings = field(default_factory=UISettings)
+    keys: dict[str, str] = field(default_factory=dict, metadata=_doc('Key bindings: action = "key".'))
+
+
+_SECTION_TYPES = {"generation": GenerationSettings, "engine": EngineSettings, "ui": UISettings}
+
+
+def _coerce(value: Any, kind: type, *, from_text: bool) -> Any:
+    """Convert ``value`` to ``kind`` or raise ValueError with a short reason."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and str(value).strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_text and str(value).strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("must be true or false")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ValueError("must be an integer")
+        if isinstance(value, int):
+            return value
+        if from_text:
+            try:
+                return int(str(value).strip())
+            except ValueError:
+                pass
+        raise ValueError("must be an integer")
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if from_text:
+            try:
+                return float(str(value).strip())
+            except ValueError:
+                pass
+        raise ValueError("must be a number")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError("must be a string")
+    raise ValueError(f"unsupported type {kind}")  # pragma: no cover
+
+
+def _field_types(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _kind(f: dataclasses.Field) -> type:
+    return {"float": float, "int": int, "str": str, "bool": bool}[str(f.type)]
+
+
+def _set(target: Any, f: dataclasses.Field, raw: Any, *, from_text: bool) -> None:
+    value = _coerce(raw, _kind(f), from_text=from_text)
+    check = f.metadata.get("check")
+    problem = check(value) if check else None
+    if problem:
+        raise ValueError(problem)
+    setattr(target, f.name, value)
+
+
+def _line_of(text: str, section: str | None, key: str) -> int | None:
+    """Best-effort line number of ``key`` (inside ``[section]``) in TOML ``text``."""
+    current = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([A-Za-z0-9_.-]+)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+            continue
+        if current == section and re.match(rf"^{re.escape(key)}\s*=", stripped):
+            return number
+    return None
+
+
+def apply_mapping(settings: Settings, data: Mapping[str, Any], *, where: str, text: str = "") -> None:
+    """Apply a parsed TOML mapping to ``settings``; problems raise ConfigError naming ``where`` and line."""
+
+    def fail(section: str | None, key: str, reason: str) -> None:
+        line = _line_of(text, section, key) if text else None
+        dotted = f"{section}.{key}" if section else key
+        location = f"{where}:{line}" if line else where
+        raise ConfigError(f"{location}: {dotted} {reason}")
+
+    for key, value in data.items():
+        if key == "model":
+            if not isinstance(value, str):
+                fail(None, key, "must be a string")
+            settings.model = value
+        elif key == "keys":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                fail(None, key, 'must be a table of action = "key" strings')
+            settings.keys.update(value)
+        elif key in _SECTION_TYPES:
+            if not isinstance(value, dict):
+                fail(None, key, "must be a table")
+            section = getattr(settings, key)
+            fields = _field_types(_SECTION_TYPES[key])
+            for name, raw in value.items():
+                if name not in fields:
+                    fail(key, name, f"is not a known setting (known: {', '.join(sorted(fields))})")
+                try:
+                    _set(section, fields[name], raw, from_text=False)
+                except ValueError as exc:
+                    fail(key, name, str(exc))
+        else:
+            fail(None, key, "is not a known setting")
+
+
+def apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
+    """Apply ``G3CHAT_MODEL`` and ``G3CHAT_<SECTION>__<FIELD>`` variables."""
+    if environ.get(f"{ENV_PREFIX}MODEL"):
+        settings.model = environ[f"{ENV_PREFIX}MODEL"]
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section_name, _, field_name = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section_name not in _SECTION_TYPES:
+            raise ConfigError(
+                f"{name}: unknown section {section_name!r} (known: {', '.join(_SECTION_TYPES)})"
+            )
+        fields = _field_types(_SECTION_TYPES[section_name])
+        if field_name not in fields:
+            raise ConfigError(f"{name}: unknown setting {field_name!r} (known: {', '.join(sorted(fields))})")
+        try:
+            _set(getattr(settings, section_name), fields[field_name], raw, from_text=True)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r}: {exc}") from None
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the config file (if it exists) and the environment into a Settings."""
+    settings = Settings()
+    if path.exists():
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory, expected a TOML file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+            reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            location = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
+            raise ConfigError(f"{location}: invalid TOML: {reason}") from None
+        apply_mapping(settings, data, where=str(path), text=text)
+    apply_env(settings, os.environ if environ is None else environ)
+    return settings
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)
+
+
+def documented_fields() -> list[tuple[str, Any, str]]:
+    """(dotted name, default, doc) for every field, for ``config show --docs`` and the README."""
+    rows: list[tuple[str, Any, str]] = [("model", "", Settings.__dataclass_fields__["model"].metadata["doc"])]
+    for section, cls in _SECTION_TYPES.items():
+        for f in dataclasses.fields(cls):
+            rows.append((f"{section}.{f.name}", f.default, f.metadata.get("doc", "")))
+    rows.append(("keys", {}, Settings.__dataclass_fields__["keys"].metadata["doc"]))
+    return rows

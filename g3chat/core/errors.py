@@ -1,0 +1,39 @@
+"""Errors the user sees. Each carries the exit code the CLI returns and prints as one line."""
+
+from __future__ import annotations
+
+
+class G3ChatError(Exception):
+    """An expected failure with a message fit to show the user as one line."""
+
+    exit_code = 1
+
+
+class InputError(G3ChatError):
+    """Bad input from the user: a missing file, a bad flag value, a malformed config. Exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """The config file or a G3CHAT_* variable is malformed."""
+
+
+class ModelFileError(InputError):
+    """The model path does not lead to a usable GGUF file."""
+
+
+class ContextOverflowError(InputError):
+    """The prompt does not fit the context window."""
+
+
+class EngineError(G3ChatError):
+    """The engine failed while loading or generating. Exit code 1."""
+
+
+class StoreError(G3ChatError):
+    """The history database cannot be used."""
+
+
+class NotFoundError(InputError):
+    """A conversation or message id that does not exist."""
