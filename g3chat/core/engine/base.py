@@ -1,0 +1,50 @@
+"""The engine protocol every backend implements (llama.cpp in-process, remote servers, the fake)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from g3chat.core.types import EngineEvent, GenerationParams, Message
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is, for headers, ``--json`` and history rows."""
+
+    name: str
+    path: str | None
+    n_ctx: int
+    n_ctx_train: int | None = None
+    architecture: str | None = None
+    chat_format: str | None = None
+    load_s: float = 0.0
+    is_test_model: bool = False
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Load once; stream chat turns; stop promptly when ``cancel`` is set.
+
+    ``stream_chat`` yields :class:`TextDelta` (and :class:`PromptProgress`) events as they happen, then one
+    :class:`Usage` and a final :class:`Finished`. It checks ``cancel`` between prompt batches and after every
+    generated token. Engines are not thread-safe: one thread owns an engine at a time.
+    """
+
+    @property
+    def info(self) -> ModelInfo | None: ...
+
+    def load(self) -> ModelInfo: ...
+
+    def stream_chat(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[EngineEvent]: ...
+
+    def count_tokens(self, messages: Sequence[Message]) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,374 @@
+"""The in-process engine: llama-cpp-python over a local GGUF file.
+
+One :class:`LlamaCppEngine` owns one ``llama_cpp.Llama``. A turn renders the conversation with the
+model's chat template (see :mod:`g3chat.core.prompt`), evaluates only the part of the prompt the KV cache
+does not already hold, then samples token by token, checking the cancel event after every token and
+between prompt batches.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import io
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from g3chat.core.engine.base import ModelInfo
+from g3chat.core.engine.native_log import native_log
+from g3chat.core.errors import ContextOverflowError, EngineError, ModelFileError
+from g3chat.core.gguf_file import inspect_gguf
+from g3chat.core.prompt import ChatFormat, Segment, chat_format_for
+from g3chat.core.types import (
+    EngineEvent,
+    Finished,
+    GenerationParams,
+    Message,
+    PromptProgress,
+    TextDelta,
+    Usage,
+)
+
+
+def default_threads() -> int:
+    """Physical cores (llama.cpp decodes fastest with one thread per physical core)."""
+    import psutil
+
+    return max(1, psutil.cpu_count(logical=False) or psutil.cpu_count() or 1)
+
+
+class _StopMatcher:
+    """Holds back text that might be the start of a stop string, so stop text never reaches the user."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Return (text safe to emit, whether a stop string was completed)."""
+        if not self.stops:
+            return text, False
+        self.pending += text
+        hits = [(self.pending.find(s), s) for s in self.stops if s in self.pending]
+        if hits:
+            cut = min(pos for pos, _ in hits)
+            out, self.pending = self.pending[:cut], ""
+            return out, True
+        keep = 0
+        for s in self.stops:
+            for n in range(min(len(s) - 1, len(self.pending)), 0, -1):
+                if self.pending.endswith(s[:n]):
+                    keep = max(keep, n)
+                    break
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(self.pending) - keep :]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class LlamaCppEngine:
+    """Runs a GGUF model in this process through llama-cpp-python."""
+
+    def __init__(
+        self,
+        model_path: Path | str,
+        *,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_gpu_layers: int = -1,
+        n_batch: int = 512,
+        swa_full: bool = True,
+        flash_attn: bool = True,
+        verbose: bool = False,
+        name: str | None = None,
+        is_test_model: bool = False,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.n_ctx_requested = n_ctx
+        self.n_threads = n_threads or default_threads()
+        self.n_gpu_layers = n_gpu_layers
+        self.n_batch = n_batch
+        self.swa_full = swa_full
+        self.flash_attn = flash_attn
+        self.verbose = verbose
+        self.name = name or self.model_path.name
+        self.is_test_model = is_test_model
+        self._llm: Any = None
+        self._info: ModelInfo | None = None
+        self._format: ChatFormat | None = None
+        self._stop_ids: frozenset[int] = frozenset()
+        self._pieces: dict[int, bytes] = {}
+        self._vocab: Any = None
+        self._evaluated = 0
+        self._piece_buf = ctypes.create_string_buffer(64)
+
+    # ------------------------------------------------------------------------------------------ load
+
+    @property
+    def info(self) -> ModelInfo | None:
+        return self._info
+
+    @property
+    def llama(self) -> Any:
+        """The underlying ``llama_cpp.Llama`` (for low-level extensions such as vision and KV state)."""
+        return self._require()
+
+    def load(self) -> ModelInfo:
+        if self._info is not None:
+            return self._info
+        summary = inspect_gguf(self.model_path)
+        import llama_cpp
+
+        native_log.install(self.verbose)
+        native_log.take_errors()  # forget what earlier loads logged
+        n_ctx = self.n_ctx_requested or summary.context_length or 4096
+        if summary.context_length:
+            n_ctx = min(n_ctx, summary.context_length)
+        started = time.perf_counter()
+        # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr file descriptors
+        # during the load (which would blank a running TUI); native logs go through native_log instead and
+        # llama-cpp-python's own Python prints are swallowed here unless we are verbose.
+        quiet = contextlib.nullcontext() if self.verbose else contextlib.redirect_stderr(io.StringIO())
+        try:
+            with quiet:
+                llm = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=n_ctx,
+                    n_batch=self.n_batch,
+                    n_ubatch=self.n_batch,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    n_gpu_layers=self.n_gpu_layers,
+                    swa_full=self.swa_full,
+                    flash_attn=self.flash_attn,
+                    verbose=True,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            detail = native_log.explain() or str(exc)
+            raise ModelFileError(f"{self.model_path}: llama.cpp could not load the model: {detail}") from None
+        llm.verbose = self.verbose
+        load_s = time.perf_counter() - started
+        self._llm = llm
+        vocab = llm._model.vocab
+        bos_text = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
+        eos_text = llm._model.token_get_text(llm.token_eos()) if llm.token_eos() != -1 else ""
+        self._format = chat_format_for(llm.metadata.get("tokenizer.chat_template"), bos_text, eos_text)
+        # End-of-generation tokens (EOS, <end_of_turn>) are asked of llama.cpp per token; in addition a chat
+        # model must never open a new turn itself (a base model sometimes does).
+        opener = llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
+        self._stop_ids = frozenset(opener if len(opener) == 1 else ())
+        self._vocab = vocab
+        self._info = ModelInfo(
+            name=self.name,
+            path=str(self.model_path),
+            n_ctx=llm.n_ctx(),
+            n_ctx_train=summary.context_length,
+            architecture=summary.architecture,
+            chat_format=self._format.name,
+            load_s=load_s,
+            is_test_model=self.is_test_model,
+        )
+        return self._info
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+        self._llm = None
+        self._info = None
+
+    def _require(self) -> Any:
+        if self._llm is None:
+            raise EngineError("the model is not loaded")
+        return self._llm
+
+    # ---------------------------------------------------------------------------------- tokenizing
+
+    def segments(self, messages: Sequence[Message]) -> list[Segment]:
+        self._require()
+        assert self._format is not None
+        return self._format.segments(messages, add_generation_prompt=True)
+
+    def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
+        llm = self._require()
+        tokens: list[int] = []
+        for seg in self.segments(messages):
+            tokens.extend(llm.tokenize(seg.text.encode("utf-8"), add_bos=False, special=seg.special))
+        return tokens
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.tokenize_prompt(messages))
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            import llama_cpp
+
+            vocab = self._llm._model.vocab
+            n = llama_cpp.llama_token_to_piece(vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
+            if n < 0:
+                self._piece_buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(vocab, token, self._piece_buf, -n, 0, False)
+            piece = self._piece_buf.raw[:n]
+            self._pieces[token] = piece
+        return piece
+
+    # --------------------------------------------------------------------------------- generation
+
+    def perf(self) -> dict[str, float]:
+        """llama.cpp's own counters since the start of the last turn (prompt tokens evaluated, timings)."""
+        import llama_cpp
+
+        data = llama_cpp.llama_perf_context(self._require().ctx)
+        return {
+            "n_p_eval": data.n_p_eval,
+            "n_eval": data.n_eval,
+            "t_p_eval_ms": data.t_p_eval_ms,
+            "t_eval_ms": data.t_eval_ms,
+        }
+
+    def cached_tokens(self) -> list[int]:
+        """Tokens whose keys and values the KV cache holds, in order."""
+        llm = self._require()
+        return [int(t) for t in llm.input_ids[: llm.n_tokens]]
+
+    def _reusable_prefix(self, tokens: list[int]) -> int:
+        """How many leading ``tokens`` the KV cache already holds and can keep."""
+        import llama_cpp
+
+        llm = self._llm
+        cached = llm.input_ids[: llm.n_tokens]
+        reuse = 0
+        for a, b in zip(cached, tokens):
+            if a != b:
+                break
+            reuse += 1
+        if reuse == len(tokens):
+            reuse -= 1  # the last prompt token is evaluated again to produce fresh logits
+        if reuse <= 0:
+            return 0
+        # A sliding-window cache that is not full-size has dropped old positions: rolling back to before
+        # the window would leave those layers without the keys they need, so evaluate everything again
+        # (the same check llama-server makes).
+        n_swa = llama_cpp.llama_model_n_swa(llm.model)
+        if n_swa > 0:
+            pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(llm.ctx), 0)
+            if pos_min > max(0, reuse - n_swa):
+                return 0
+        if not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            return 0
+        return reuse
+
+    def _prefill(self, tokens: list[int], cancel: threading.Event | None) -> Iterator[PromptProgress]:
+        llm = self._llm
+        reuse = self._reusable_prefix(tokens)
+        if reuse == 0:
+            llm.reset()
+        else:
+            llm.n_tokens = reuse
+        todo = tokens[reuse:]
+        self._evaluated = 0
+        for start in range(0, len(todo), self.n_batch):
+            if cancel is not None and cancel.is_set():
+                return
+            chunk = todo[start : start + self.n_batch]
+            llm.eval(chunk)
+            self._evaluated += len(chunk)
+            if len(todo) > self.n_batch:
+                yield PromptProgress(self._evaluated, len(todo))
+
+    def stream_chat(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[EngineEvent]:
+        import llama_cpp
+
+        llm = self._require()
+        started = time.perf_counter()
+        tokens = self.tokenize_prompt(messages)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise ContextOverflowError(
+                f"the conversation is {len(tokens)} tokens but the context window is {n_ctx}; "
+                "start a new chat or raise --ctx"
+            )
+        budget = n_ctx - len(tokens)
+        max_new = min(params.max_tokens, budget) if params.max_tokens else budget
+        llama_cpp.llama_perf_context_reset(llm.ctx)
+        llm.set_seed(params.seed if params.seed is not None else random.getrandbits(32))
+
+        reason = "length"
+        stop_hit = False
+        error: str | None = None
+        produced = 0
+        first_text: float | None = None
+        first_token = last_token = 0.0
+        self._evaluated = 0
+        prompt_done = started
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stopper = _StopMatcher(params.stop)
+        try:
+            yield from self._prefill(tokens, cancel)
+            prompt_done = time.perf_counter()
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+            else:
+                generator = llm.generate(
+                    tokens,
+                    top_k=params.top_k,
+                    top_p=params.top_p,
+                    min_p=params.min_p,
+                    temp=params.temperature,
+                    repeat_penalty=params.repeat_penalty,
+                )
+                try:
+                    for token in generator:
+                        if cancel is not None and cancel.is_set():
+                            reason = "cancelled"
+                            break
+                        if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                            reason = "stop"
+                            break
+                        last_token = time.perf_counter()
+                        if produced == 0:
+                            first_token = last_token
+                        produced += 1
+                        text, stopped = stopper.feed(decoder.decode(self._piece(token)))
+                        if text:
+                            if first_text is None:
+                                first_text = time.perf_counter() - started
+                            yield TextDelta(text)
+                        if stopped:
+                            reason, stop_hit = "stop", True
+                            break
+                        if produced >= max_new:
+                            break
+                finally:
+                    generator.close()
+        except (RuntimeError, ValueError, OSError) as exc:
+            reason, error = "error", f"llama.cpp failed while generating: {exc}"
+        tail = "" if stop_hit else stopper.feed(decoder.decode(b"", final=True))[0] + stopper.flush()
+        if tail:
+            if first_text is None:
+                first_text = time.perf_counter() - started
+            yield TextDelta(tail)
+        elapsed = last_token - first_token
+        yield Usage(
+            prompt_tokens=len(tokens),
+            completion_tokens=produced,
+            prompt_eval_tokens=self._evaluated,
+            ttft_s=first_text,
+            decode_tokens_per_s=(produced - 1) / elapsed if produced > 1 and elapsed > 0 else None,
+            prompt_eval_s=prompt_done - started,
+            total_s=time.perf_counter() - started,
+        )
+        yield Finished(reason, error)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Model files: resolving what to load; (later) the catalog, hardware probe, fit estimate and downloads."""

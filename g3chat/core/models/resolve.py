@@ -1,0 +1,34 @@
+"""Which GGUF file to load: ``--model``, else the configured model, else the offline test model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from g3chat.core.errors import ModelFileError
+from g3chat.core.testmodel import TEST_MODEL_NOTICE, ensure_test_model
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: Path
+    name: str
+    is_test_model: bool = False
+    notice: str | None = None
+
+
+def _as_path(spec: str) -> Path:
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ModelFileError(f"{spec}: no such file")
+    return path
+
+
+def resolve_model(cli_model: str | None, configured: str, models_dir: Path) -> ResolvedModel:
+    """Pick the model file. Raises ModelFileError (exit 2) for a path that does not exist."""
+    for spec in (cli_model, configured):
+        if spec:
+            path = _as_path(spec)
+            return ResolvedModel(path=path, name=path.name)
+    path = ensure_test_model(models_dir)
+    return ResolvedModel(path=path, name=path.name, is_test_model=True, notice=TEST_MODEL_NOTICE)

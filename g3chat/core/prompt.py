@@ -1,0 +1,181 @@
+"""Prompt rendering: the GGUF's own chat template when it has one, else Gemma's turn format.
+
+Rendering produces *segments*: text written by the template (tokenized with special tokens enabled, so
+``<start_of_turn>`` becomes its control token) and text written by people (tokenized as plain text, so a
+user who pastes ``<end_of_turn>`` cannot end their own turn). Message contents pass through the template
+as placeholders and are substituted afterwards; a template that mangles the placeholders falls back to
+rendering the real text as one special-enabled segment, as llama.cpp itself would (the substituted result
+is checked against a direct render every time).
+
+Before rendering, history is normalized for Gemma's strict user/model alternation: system messages are
+merged into one leading system message (the template folds it into the first user turn) and consecutive
+messages of the same role are merged (e.g. a user message whose answer failed, followed by another).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from g3chat.core.types import Message
+
+BOS_TEXT = "<bos>"
+START_OF_TURN = "<start_of_turn>"
+END_OF_TURN = "<end_of_turn>"
+
+_PLACEHOLDER = "\ue000{}\ue001"
+_PLACEHOLDER_RE = re.compile("\ue000(\\d+)\ue001")
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    special: bool  # True: template text (control tokens parsed); False: people's text (literal)
+
+
+def normalize(messages: Sequence[Message]) -> list[tuple[str, str]]:
+    """(role, text) pairs: one leading system message at most, then alternating user/assistant."""
+    system_texts = [m.text for m in messages if m.role == "system" and m.text.strip()]
+    turns: list[list[str]] = []
+    roles: list[str] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if roles and roles[-1] == m.role:
+            turns[-1].append(m.text)
+        else:
+            roles.append(m.role)
+            turns.append([m.text])
+    if roles and roles[0] == "assistant":
+        roles.insert(0, "user")
+        turns.insert(0, [""])
+    out: list[tuple[str, str]] = []
+    if system_texts:
+        out.append(("system", "\n\n".join(system_texts)))
+    out.extend((role, "\n\n".join(t for t in texts if t)) for role, texts in zip(roles, turns))
+    return out
+
+
+class GemmaTurnFormat:
+    """The built-in format, identical to Gemma 3n's chat template for text messages."""
+
+    name = "builtin-gemma"
+
+    def __init__(self, bos_text: str = BOS_TEXT) -> None:
+        self.bos_text = bos_text
+
+    def segments(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[Segment]:
+        pairs = normalize(messages)
+        prefix = ""
+        if pairs and pairs[0][0] == "system":
+            prefix = pairs[0][1]
+            pairs = pairs[1:]
+        out: list[Segment] = [Segment(self.bos_text, True)]
+        for index, (role, text) in enumerate(pairs):
+            turn_role = "model" if role == "assistant" else role
+            out.append(Segment(f"{START_OF_TURN}{turn_role}\n", True))
+            if index == 0 and prefix:
+                # Gemma's template does not trim the system text: its outer whitespace is kept, as template
+                # text (the same split the Jinja path makes, so both tokenize identically).
+                body = prefix.strip()
+                out.append(Segment(prefix[: len(prefix) - len(prefix.lstrip())], True))
+                out.append(Segment(body, False))
+                out.append(
+                    Segment(prefix[len(prefix.rstrip()) :] + "\n\n" if body else prefix + "\n\n", True)
+                )
+            body = text.strip()
+            if body:
+                out.append(Segment(body, False))
+            out.append(Segment(f"{END_OF_TURN}\n", True))
+        if add_generation_prompt:
+            out.append(Segment(f"{START_OF_TURN}model\n", True))
+        return _merge(out)
+
+
+class JinjaChatTemplate:
+    """A chat template from GGUF metadata (``tokenizer.chat_template``), rendered in Jinja's sandbox."""
+
+    name = "gguf-template"
+
+    def __init__(self, source: str, bos_text: str = BOS_TEXT, eos_text: str = "<eos>") -> None:
+        from jinja2.exceptions import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message: str) -> None:
+            raise TemplateError(message)
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = raise_exception
+        env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+        self._template = env.from_string(source)
+        self.source = source
+        self.bos_text = bos_text
+        self.eos_text = eos_text
+
+    def render(self, pairs: Sequence[tuple[str, str]], add_generation_prompt: bool) -> str:
+        payload: list[dict[str, Any]] = [{"role": role, "content": text} for role, text in pairs]
+        return self._template.render(
+            messages=payload,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=self.bos_text,
+            eos_token=self.eos_text,
+        )
+
+    def segments(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[Segment]:
+        pairs = normalize(messages)
+        # Whitespace around each content stays outside its placeholder, so a template that trims content
+        # trims it and one that keeps it keeps it (as template text: whitespace tokenizes the same way).
+        masked: list[tuple[str, str]] = []
+        bodies: list[str] = []
+        for role, text in pairs:
+            body = text.strip()
+            lead = text[: len(text) - len(text.lstrip())]
+            trail = text[len(text.rstrip()) :] if body else ""
+            masked.append((role, f"{lead}{_PLACEHOLDER.format(len(bodies))}{trail}" if body else text))
+            if body:
+                bodies.append(body)
+        rendered = self.render(masked, add_generation_prompt)
+        out: list[Segment] = []
+        position = 0
+        for match in _PLACEHOLDER_RE.finditer(rendered):
+            if match.start() > position:
+                out.append(Segment(rendered[position : match.start()], True))
+            out.append(Segment(bodies[int(match.group(1))], False))
+            position = match.end()
+        if position < len(rendered):
+            out.append(Segment(rendered[position:], True))
+        # A template that transforms content (upper-cases it, drops it, repeats it) breaks the substitution:
+        # then render the real text as one special-enabled segment, as llama.cpp itself would.
+        direct = self.render(pairs, add_generation_prompt)
+        if render_text(out) != direct:
+            return [Segment(direct, True)]
+        return _merge(out)
+
+
+ChatFormat = GemmaTurnFormat | JinjaChatTemplate
+
+
+def chat_format_for(template: str | None, bos_text: str = BOS_TEXT, eos_text: str = "<eos>") -> ChatFormat:
+    """The GGUF's template when present and valid Jinja, else the built-in Gemma turn format."""
+    if template and template.strip():
+        return JinjaChatTemplate(template, bos_text, eos_text)
+    return GemmaTurnFormat(bos_text)
+
+
+def render_text(segments: Sequence[Segment]) -> str:
+    return "".join(s.text for s in segments)
+
+
+def _merge(segments: list[Segment]) -> list[Segment]:
+    out: list[Segment] = []
+    for seg in segments:
+        if not seg.text:
+            continue
+        if out and out[-1].special == seg.special:
+            out[-1] = Segment(out[-1].text + seg.text, seg.special)
+        else:
+            out.append(seg)
+    return out
