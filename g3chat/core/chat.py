@@ -1,0 +1,84 @@
+"""One chat turn against a stored conversation: the part `ask` and the TUI share.
+
+The user's message is committed before generation starts; the answer is committed when the stream ends
+for any reason (finished, cancelled, failed, or abandoned by the consumer), marked complete, partial or
+error, so nothing the user saw is ever lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from g3chat.core.engine.base import Engine
+from g3chat.core.errors import G3ChatError
+from g3chat.core.store import Store, StoredMessage
+from g3chat.core.types import EngineEvent, GenerationParams, Message, TurnResult
+
+
+def answer_status(result: TurnResult) -> str:
+    if result.finish_reason in ("stop", "length"):
+        return "complete"
+    if result.finish_reason == "error":
+        return "error"
+    return "partial"  # cancelled, or the stream never finished
+
+
+class Turn:
+    """Iterate to stream the engine's events; afterwards ``result`` and ``saved`` describe the answer."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        cancel: threading.Event | None = None,
+        store: Store | None = None,
+        conversation_id: int | None = None,
+        model_name: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.messages = list(messages)
+        self.params = params
+        self.cancel = cancel or threading.Event()
+        self.store = store
+        self.conversation_id = conversation_id
+        self.model_name = model_name
+        self.result = TurnResult()
+        self.saved: StoredMessage | None = None
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        try:
+            for event in self.engine.stream_chat(self.messages, self.params, self.cancel):
+                self.result.feed(event)
+                yield event
+        except G3ChatError as exc:
+            self.result.finish_reason = "error"
+            self.result.error = str(exc)
+            raise
+        finally:
+            self._save()
+
+    def _save(self) -> None:
+        if self.store is None or self.conversation_id is None or self.saved is not None:
+            return
+        result = self.result
+        meta: dict[str, Any] = {"finish_reason": result.finish_reason}
+        if result.usage is not None:
+            meta["timings"] = {
+                "ttft_s": result.usage.ttft_s,
+                "decode_tokens_per_s": result.usage.decode_tokens_per_s,
+            }
+        self.saved = self.store.add_message(
+            self.conversation_id,
+            "assistant",
+            result.text,
+            model=self.model_name,
+            status=answer_status(result),
+            prompt_tokens=result.usage.prompt_tokens if result.usage else None,
+            completion_tokens=result.usage.completion_tokens if result.usage else None,
+            error=result.error,
+            meta=meta,
+        )
