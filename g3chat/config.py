@@ -97,6 +97,27 @@ class EngineSettings:
             "if your GPU backend does not."
         ),
     )
+    speculative: bool = field(
+        default=True,
+        metadata=_doc(
+            "Prompt-lookup speculative decoding: faster when answers repeat the conversation's text; "
+            "output unchanged (identical when greedy, same distribution when sampling)."
+        ),
+    )
+    state_cache_mb: int = field(
+        default=2048,
+        metadata=_doc(
+            "Disk budget for saved KV states of long conversations (continue them in a new process without "
+            "re-reading history); 0 disables.",
+            _between(0),
+        ),
+    )
+    state_memory_mb: int = field(
+        default=512,
+        metadata=_doc(
+            "Memory budget for KV states of recent conversations (fast switching); 0 disables.", _between(0)
+        ),
+    )
     swa_full: bool = field(
         default=True,
         metadata=_doc(

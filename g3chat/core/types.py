@@ -142,6 +142,9 @@ class Usage:
     decode_tokens_per_s: float | None
     prompt_eval_s: float
     total_s: float
+    restored_tokens: int = 0  # prompt tokens brought back from a saved KV state instead of evaluated
+    drafted_tokens: int = 0  # speculative decoding: tokens guessed ...
+    accepted_tokens: int = 0  # ... and kept because the model agreed
 
     def to_json(self) -> dict[str, Any]:
         return {
