@@ -129,6 +129,8 @@ def _run(
     runtime: Runtime, store: Store | None, prompt: str, params: GenerationParams, opts: AskOptions
 ) -> int:
     conversation = _conversation(store, opts)
+    if runtime.server_url(opts.server) and (opts.ctx is not None or opts.threads is not None):
+        raise InputError("--ctx and --threads set up the local engine; a server decides its own")
     engine, notice = runtime.engine_for(
         model=opts.model, server=opts.server, n_ctx=opts.ctx, threads=opts.threads, verbose=opts.verbose
     )

@@ -152,5 +152,14 @@ def run_serve(opts: ServeOptions) -> int:
         f"g3chat: serving {resolved.name} at http://{shown_host}:{opts.port}/v1 (Ctrl+C stops)\n"
     )
     sys.stderr.flush()
-    uvicorn.run(app, host=opts.host, port=opts.port, log_level="info" if opts.verbose else "warning")
+    try:
+        uvicorn.run(app, host=opts.host, port=opts.port, log_level="info" if opts.verbose else "warning")
+    finally:
+        # Free the model while Python is whole: llama.cpp logs as it frees, through g3chat's log callback,
+        # which must not run during interpreter shutdown (it crashes there).
+        from llama_cpp.server import app as server_app
+
+        proxy = getattr(server_app, "_llama_proxy", None)
+        if proxy is not None:
+            proxy.free()
     return 0
