@@ -73,6 +73,7 @@ def request_body(
     model: str | None,
     *,
     tools: Sequence[Mapping[str, Any]] | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A streaming chat-completions request.
 
@@ -101,6 +102,8 @@ def request_body(
         body["stop"] = list(params.stop)
     if tools:
         body["tools"] = [dict(t) for t in tools]
+        if tool_choice is not None:
+            body["tool_choice"] = tool_choice
     return body
 
 
@@ -132,8 +135,9 @@ class ToolCallAccumulator:
             if delta.get("id"):
                 call["id"] = str(delta["id"])
             function = delta.get("function") or {}
-            if function.get("name"):
-                call["name"] += str(function["name"])
+            name = str(function.get("name") or "")
+            if name and name != call["name"]:  # llama-cpp-python repeats the whole name in every fragment
+                call["name"] += name
             if function.get("arguments"):
                 call["arguments"] += str(function["arguments"])
 

@@ -204,10 +204,11 @@ class RemoteEngine:
         cancel: threading.Event | None = None,
         *,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
     ) -> Iterator[EngineEvent]:
-        """Stream one answer. ``tools`` (OpenAI function specs) go to the server's ``tools`` API; the calls
-        the model makes come back as :class:`~g3chat.core.engine.openai_wire.ToolCallRequest` events
-        before the :class:`Usage`."""
+        """Stream one answer. ``tools`` (OpenAI function specs) and ``tool_choice`` go to the server's
+        ``tools`` API; the calls the model makes come back as
+        :class:`~g3chat.core.engine.openai_wire.ToolCallRequest` events before the :class:`Usage`."""
         if self._info is None:
             raise EngineError("the model is not loaded")
         started = time.perf_counter()
@@ -216,7 +217,7 @@ class RemoteEngine:
         error: str | None = None
         first_text: float | None = None
         last_text = 0.0
-        body = request_body(messages, params, self.model, tools=tools)
+        body = request_body(messages, params, self.model, tools=tools, tool_choice=tool_choice)
         with CancelWatch(cancel) as watch:
             try:
                 response = self._http.send(
