@@ -9,7 +9,6 @@ server ends the turn with ``Finished("error")`` after the text so far, so the tu
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,21 +21,17 @@ from httpx_sse import EventSource, SSEError
 from g3chat.core.engine.base import ModelInfo
 from g3chat.core.engine.openai_wire import (
     StreamState,
-    content_of,
     context_size,
     error_text,
     match_model,
     model_entry,
     model_ids,
-    prepare_messages,
     request_body,
 )
 from g3chat.core.engine.remote_http import CancelWatch, HttpSession, normalize_base_url
-from g3chat.core.errors import EngineError, G3ChatError, ServerFailedError, UnknownModelError
-from g3chat.core.prompt import GemmaTurnFormat, render_text
+from g3chat.core.engine.remote_tokens import NOT_THERE, ServerTokenCounter, estimate_tokens
+from g3chat.core.errors import EngineError, ServerFailedError, UnknownModelError
 from g3chat.core.types import EngineEvent, Finished, FinishReason, GenerationParams, Message, TextDelta, Usage
-
-_NOT_THERE = (404, 405, 422, 501)
 
 
 class RemoteEngine:
@@ -60,7 +55,7 @@ class RemoteEngine:
         )
         self._info: ModelInfo | None = None
         self._listing: Any = None
-        self._tokenizer: str | None = None
+        self._tokens = ServerTokenCounter(self._http)
 
     # ------------------------------------------------------------------------------------------ load
 
@@ -70,8 +65,8 @@ class RemoteEngine:
 
     @property
     def token_count_source(self) -> str | None:
-        """How :meth:`count_tokens` counted last: ``"server"`` (its tokenizer) or ``"estimate"``."""
-        return None if self._tokenizer is None else "estimate" if self._tokenizer == "estimate" else "server"
+        """How :meth:`count_tokens` counts: ``"server"`` (its tokenizer), ``"estimate"``, None (not yet)."""
+        return self._tokens.source
 
     def list_models(self) -> list[dict[str, Any]]:
         """The server's ``GET /models`` entries (raises a one-line error when it cannot be asked)."""
@@ -85,7 +80,7 @@ class RemoteEngine:
         try:
             response = self._http.send("GET", self._http.url("models"), retry_connect=False)
         except ServerFailedError as exc:
-            if exc.status in _NOT_THERE and not required:
+            if exc.status in NOT_THERE and not required:
                 return None
             raise
         assert response is not None
@@ -141,59 +136,7 @@ class RemoteEngine:
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """The server's own count where it can tokenize (llama-server, vLLM, llama-cpp-python), else an
         estimate (about four characters a token); :attr:`token_count_source` says which."""
-        methods = {
-            "llama-server": self._count_llama_server,
-            "vllm": self._count_vllm,
-            "llama-cpp-python": self._count_llama_cpp_python,
-        }
-        order = [self._tokenizer] if self._tokenizer in methods else list(methods)
-        for name in order:
-            try:
-                count = methods[name](messages)  # type: ignore[index]
-            except G3ChatError:
-                break  # the server is unwell: estimate this once, try it again next time
-            if count is not None:
-                self._tokenizer = name
-                return count
-        else:
-            self._tokenizer = "estimate"
-        return estimate_tokens(messages)
-
-    def _post(self, path: str, body: Any) -> Any:
-        try:
-            response = self._http.send(
-                "POST", self._http.url(path, root=True), json_body=body, retry_connect=False, retries=0
-            )
-        except ServerFailedError as exc:
-            if exc.status in _NOT_THERE:
-                return None
-            raise
-        assert response is not None
-        try:
-            return response.json()
-        except ValueError:
-            return None
-
-    def _wire(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
-        return [{"role": m.role, "content": content_of(m.parts)} for m in prepare_messages(messages)]
-
-    def _count_llama_server(self, messages: Sequence[Message]) -> int | None:
-        rendered = self._post("apply-template", {"messages": self._wire(messages)})
-        if not isinstance(rendered, Mapping) or not isinstance(rendered.get("prompt"), str):
-            return None
-        tokens = self._post("tokenize", {"content": rendered["prompt"], "add_special": False})
-        return len(tokens["tokens"]) if isinstance(tokens, Mapping) and "tokens" in tokens else None
-
-    def _count_vllm(self, messages: Sequence[Message]) -> int | None:
-        body = {"model": self.model, "messages": self._wire(messages), "add_generation_prompt": True}
-        answer = self._post("tokenize", body)
-        return int(answer["count"]) if isinstance(answer, Mapping) and "count" in answer else None
-
-    def _count_llama_cpp_python(self, messages: Sequence[Message]) -> int | None:
-        # Its tokenize endpoint takes text: render Gemma's turn format (the server adds <bos> itself).
-        text = render_text(GemmaTurnFormat(bos_text="").segments(messages))
-        answer = self._post("extras/tokenize/count", {"input": text, "model": self.model})
-        return int(answer["count"]) if isinstance(answer, Mapping) and "count" in answer else None
+        return self._tokens.count(messages, self.model)
 
     # -------------------------------------------------------------------------------- generation
 
@@ -323,8 +266,3 @@ def _chunks(response: httpx.Response) -> Iterator[dict[str, Any] | None]:
         if not isinstance(chunk, dict):
             raise ValueError(f"expected a JSON object, got {data[:60]!r}")
         yield chunk
-
-
-def estimate_tokens(messages: Sequence[Message]) -> int:
-    """About four characters a token, plus a few for each message's framing."""
-    return sum(math.ceil(len(m.text) / 4) + 4 for m in messages)
