@@ -14,6 +14,7 @@ from g3chat.core.engine.openai_wire import (
     match_model,
     prepare_messages,
     request_body,
+    sse_data,
 )
 from g3chat.core.engine.remote_http import normalize_base_url, server_root
 from g3chat.core.errors import ServerURLError
@@ -184,3 +185,21 @@ def test_server_root_strips_v1() -> None:
 def test_message_parts_are_kept_when_merging() -> None:
     merged = prepare_messages([Message("user", (TextPart("a"),)), Message("user", (TextPart("b"),))])
     assert merged[0].parts == (TextPart("a"), TextPart("\n\n"), TextPart("b"))
+
+
+def test_server_sent_events_are_parsed_per_the_spec() -> None:
+    lines = [
+        ": ping - 2026-11-27",  # a comment (sse-starlette's keep-alive)
+        'data: {"a": 1}',
+        "",
+        "event: message",
+        "id: 7",
+        "data:first",  # no space after the colon
+        "data:  second",  # only one leading space is removed
+        "",
+        "",
+        "data: [DONE]",
+        "",
+        'data: {"cut": ',  # the stream dropped before this event's blank line: not dispatched
+    ]
+    assert list(sse_data(lines)) == ['{"a": 1}', "first\n second", "[DONE]"]

@@ -9,7 +9,7 @@ with the attachments issue) is one function registered there.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +188,29 @@ class StreamState:
             if reason:
                 self.finish_reason = _FINISH.get(str(reason), "stop")
         return text
+
+
+class NotEventStream(Exception):
+    """The server answered a streaming request with something other than server-sent events."""
+
+
+def sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The ``data`` of each server-sent event in ``lines`` (without line terminators), per the WHATWG rules:
+    ``data:`` lines of one event join with newlines, a blank line ends the event, ``:`` lines are comments,
+    other fields (``event``, ``id``, ``retry``) do not matter here."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        if name == "data":
+            data.append(value[1:] if value.startswith(" ") else value)
+    # An event cut off before its blank line is not dispatched (the stream dropped mid-event).
 
 
 def error_text(body: Any) -> str:

@@ -15,11 +15,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-import httpx
-from httpx_sse import EventSource, SSEError
+import httpx2 as httpx
 
 from g3chat.core.engine.base import ModelInfo
 from g3chat.core.engine.openai_wire import (
+    NotEventStream,
     StreamState,
     context_size,
     error_text,
@@ -27,6 +27,7 @@ from g3chat.core.engine.openai_wire import (
     model_entry,
     model_ids,
     request_body,
+    sse_data,
 )
 from g3chat.core.engine.remote_http import CancelWatch, HttpSession, normalize_base_url
 from g3chat.core.engine.remote_tokens import NOT_THERE, ServerTokenCounter, estimate_tokens
@@ -189,7 +190,7 @@ class RemoteEngine:
                             last_text = time.perf_counter()
                             first_text = first_text or last_text
                             yield TextDelta(text)
-                except (httpx.TransportError, SSEError, ValueError) as exc:
+                except (httpx.TransportError, NotEventStream, ValueError) as exc:
                     if cancel is not None and cancel.is_set():
                         reason = "cancelled"
                     else:
@@ -210,7 +211,7 @@ class RemoteEngine:
             return (
                 f"the server at {self.base_url} sent nothing for {self._http.read_timeout:g} s (read timeout)"
             )
-        if isinstance(exc, SSEError):
+        if isinstance(exc, NotEventStream):
             return f"the server at {self.base_url} did not stream server-sent events ({exc})"
         if isinstance(exc, ValueError):
             return f"the server at {self.base_url} sent a malformed event ({exc})"
@@ -255,8 +256,11 @@ class RemoteEngine:
 
 def _chunks(response: httpx.Response) -> Iterator[dict[str, Any] | None]:
     """Parsed ``data:`` payloads of the event stream; None for ``[DONE]``."""
-    for event in EventSource(response).iter_sse():
-        data = event.data.strip()
+    content_type = response.headers.get("content-type", "").partition(";")[0].strip()
+    if content_type != "text/event-stream":
+        raise NotEventStream(f"content-type {content_type or 'missing'}")
+    for data in sse_data(response.iter_lines()):
+        data = data.strip()
         if not data:
             continue
         if data == "[DONE]":

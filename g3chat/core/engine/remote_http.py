@@ -1,5 +1,9 @@
 """HTTP for :class:`RemoteEngine`: one-line errors, retries with backoff, and cancellation that cannot hang.
 
+The client is httpx2 (pydantic's maintained fork of httpx, which huggingface_hub uses too): httpx itself
+imports its command-line module, and with it rich and click, on ``import httpx``, which the headless core
+must not do.
+
 Every request opens a fresh connection (no keep-alive pool), and an httpx ``trace`` hook hands this module
 the connection's socket as soon as it exists. :class:`CancelWatch` shuts that socket down the moment the
 cancel event is set, so a cancel interrupts even a read that is blocked on a stalled server; the server sees
@@ -17,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import httpx2 as httpx
 
 from g3chat.core.engine.openai_wire import error_text
 from g3chat.core.errors import (
