@@ -41,6 +41,12 @@ def _between(lo: float, hi: float | None = None):
     return check
 
 
+def _url_or_empty(value: str) -> str | None:
+    if value and not re.match(r"^https?://[^/\s]+", value.strip()):
+        return "must be an http(s) URL such as http://127.0.0.1:8080/v1, or empty"
+    return None
+
+
 @dataclass
 class GenerationSettings:
     """Sampling. Defaults are Gemma 3n's recommended values."""
@@ -74,7 +80,7 @@ class GenerationSettings:
 
 @dataclass
 class EngineSettings:
-    """How llama.cpp runs the model."""
+    """How the model runs: llama.cpp in this process, or an OpenAI-compatible server (``base_url``)."""
 
     n_ctx: int = field(
         default=8192,
@@ -123,6 +129,41 @@ class EngineSettings:
         metadata=_doc(
             "Keep the full sliding-window KV cache. Costs memory on long contexts but lets regenerate and "
             "edit reuse the cache; false saves memory and re-evaluates history when they roll back far."
+        ),
+    )
+    base_url: str = field(
+        default="",
+        metadata=_doc(
+            "OpenAI-compatible server to use instead of llama.cpp in this process, e.g. "
+            "http://127.0.0.1:8080/v1 (llama-server, vLLM, Ollama); empty runs the model locally.",
+            _url_or_empty,
+        ),
+    )
+    api_key_env: str = field(
+        default="",
+        metadata=_doc(
+            "Name of the environment variable holding the server's API key (e.g. OPENAI_API_KEY); "
+            "empty sends none. The key itself never goes in this file."
+        ),
+    )
+    model: str = field(
+        default="",
+        metadata=_doc("Model name to ask the server for; empty uses the server's only model."),
+    )
+    read_timeout: float = field(
+        default=120.0,
+        metadata=_doc(
+            "Seconds to wait for the server to send anything before giving up (a long prompt on a slow "
+            "server needs more).",
+            _between(1),
+        ),
+    )
+    retries: int = field(
+        default=3,
+        metadata=_doc(
+            "Attempts after the first when the server answers 5xx or the connection fails before the answer "
+            "starts (exponential backoff from 0.5 s); a half-streamed answer is never retried.",
+            _between(0, 10),
         ),
     )
 

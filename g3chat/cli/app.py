@@ -21,8 +21,10 @@ chats_app = typer.Typer(
 config_app = typer.Typer(
     help="Where the config file lives and what it says.", no_args_is_help=True, rich_markup_mode=None
 )
+models_app = typer.Typer(help="Models g3chat can use.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(chats_app, name="chats")
 app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
 
 
 class ExportFormat(str, Enum):
@@ -53,7 +55,15 @@ def ask(
     prompt: str | None = typer.Argument(
         None, help="The question. Piped stdin is the prompt when this is absent, else context appended to it."
     ),
-    model: str | None = typer.Option(None, "--model", "-m", help="GGUF file (or configured model name)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="GGUF file (or configured model name); with --server, the server's model."
+    ),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        metavar="URL",
+        help="Use an OpenAI-compatible server (llama-server, vLLM, Ollama), e.g. http://127.0.0.1:8080/v1.",
+    ),
     system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
     temperature: float | None = typer.Option(None, min=0.0, help="Sampling temperature (0: greedy)."),
     top_k: int | None = typer.Option(None, "--top-k", min=0, help="Top-k sampling (0 disables)."),
@@ -79,6 +89,7 @@ def ask(
         AskOptions(
             prompt=prompt,
             model=model,
+            server=server,
             system=system,
             temperature=temperature,
             top_k=top_k,
@@ -163,3 +174,49 @@ def config_show(
     from g3chat.cli import config_cmd
 
     config_cmd.show_config(docs)
+
+
+@app.command()
+def serve(
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="GGUF file (default: the configured model)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8080, "--port", "-p", min=1, max=65535, help="Port to listen on."),
+    ctx: int | None = typer.Option(None, "--ctx", min=0, help="Context window in tokens (0: model maximum)."),
+    threads: int | None = typer.Option(None, "--threads", "-t", min=1, help="CPU threads."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", metavar="NAME", help="Require the API key held in this environment variable."
+    ),
+    verbose: bool = VERBOSE,
+) -> int:
+    """Serve the local model as an OpenAI-compatible endpoint (http://127.0.0.1:8080/v1) for other tools."""
+    from g3chat.cli.serve import ServeOptions, run_serve
+
+    return run_serve(
+        ServeOptions(
+            model=model,
+            host=host,
+            port=port,
+            ctx=ctx,
+            threads=threads,
+            api_key_env=api_key_env,
+            verbose=verbose,
+        )
+    )
+
+
+@models_app.command("list")
+def models_list(
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        metavar="URL",
+        help="List an OpenAI-compatible server's models (default: engine.base_url).",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+) -> None:
+    """List the models a server offers."""
+    from g3chat.cli import remote_models
+
+    remote_models.list_server_models(server, json_output)

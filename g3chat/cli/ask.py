@@ -26,6 +26,7 @@ TITLE_LENGTH = 60
 class AskOptions:
     prompt: str | None = None
     model: str | None = None
+    server: str | None = None
     system: str | None = None
     temperature: float | None = None
     top_k: int | None = None
@@ -128,12 +129,19 @@ def _run(
     runtime: Runtime, store: Store | None, prompt: str, params: GenerationParams, opts: AskOptions
 ) -> int:
     conversation = _conversation(store, opts)
-    resolved = runtime.resolve_model(opts.model)
-    if resolved.notice:
-        sys.stderr.write(f"g3chat: {resolved.notice}\n")
-    engine = runtime.make_engine(resolved, n_ctx=opts.ctx, threads=opts.threads, verbose=opts.verbose)
+    if runtime.server_url(opts.server) and (opts.ctx is not None or opts.threads is not None):
+        raise InputError("--ctx and --threads set up the local engine; a server decides its own")
+    engine, notice = runtime.engine_for(
+        model=opts.model, server=opts.server, n_ctx=opts.ctx, threads=opts.threads, verbose=opts.verbose
+    )
+    if notice:
+        sys.stderr.write(f"g3chat: {notice}\n")
     started = time.perf_counter()
-    info = engine.load()
+    try:
+        info = engine.load()
+    except BaseException:
+        engine.close()
+        raise
     load_s = time.perf_counter() - started
 
     system_prompt = opts.system if opts.system is not None else runtime.settings.generation.system_prompt
@@ -190,12 +198,14 @@ def _run(
         payload: dict[str, Any] = {
             "text": result.text,
             "model": info.name,
+            "engine": info.engine,
             "conversation_id": conversation_id,
             "finish_reason": result.finish_reason,
             "usage": {
                 "prompt_tokens": usage.prompt_tokens if usage else 0,
                 "completion_tokens": usage.completion_tokens if usage else 0,
                 "prompt_eval_tokens": usage.prompt_eval_tokens if usage else 0,
+                **({"estimated": True} if usage and usage.estimated else {}),
             },
             "timings": {
                 "load_s": round(load_s, 4),
@@ -205,6 +215,8 @@ def _run(
                 else None,
             },
         }
+        if info.base_url:
+            payload["server"] = info.base_url
         if result.error:
             payload["error"] = result.error
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
@@ -214,6 +226,7 @@ def _run(
         )
         return 130
     if result.finish_reason == "error":
-        sys.stderr.write(f"g3chat: {result.error}\n")
+        kept = "; the partial answer was saved" if result.text and turn.saved else ""
+        sys.stderr.write(f"g3chat: {result.error}{kept}\n")
         return 1
     return 0
