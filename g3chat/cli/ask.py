@@ -15,6 +15,7 @@ from typing import Any
 from g3chat.cli.output import AnswerWriter, choose_writer
 from g3chat.core.chat import Turn
 from g3chat.core.errors import InputError
+from g3chat.core.models.resolve import PullOffer, ResolvedModel
 from g3chat.core.store import Conversation, Store
 from g3chat.core.types import GenerationParams, Message, TextDelta, user
 from g3chat.runtime import Runtime
@@ -41,6 +42,7 @@ class AskOptions:
     json_output: bool = False
     plain: bool = False
     verbose: bool = False
+    yes: bool = False
 
 
 def read_prompt(prompt: str | None, stdin: Any = None) -> str:
@@ -111,6 +113,21 @@ def _conversation(store: Store | None, opts: AskOptions) -> Conversation | None:
     return None
 
 
+def resolve_for_cli(runtime: Runtime, model: str | None, *, ctx: int | None, yes: bool) -> ResolvedModel:
+    """The model to load; when none is installed, the offer to pull one (see g3chat.cli.pull)."""
+
+    def verifying(name: str) -> None:
+        sys.stderr.write(f"g3chat: checking {name}'s sha256 before its first use…\n")
+        sys.stderr.flush()
+
+    resolution = runtime.resolve_model(model, n_ctx=ctx, verify_progress=verifying)
+    if isinstance(resolution, PullOffer):
+        from g3chat.cli.pull import accept_offer
+
+        return accept_offer(runtime, resolution, yes=yes)
+    return resolution
+
+
 def run_ask(opts: AskOptions) -> int:
     runtime = Runtime.from_env()
     prompt = read_prompt(opts.prompt)
@@ -128,7 +145,7 @@ def _run(
     runtime: Runtime, store: Store | None, prompt: str, params: GenerationParams, opts: AskOptions
 ) -> int:
     conversation = _conversation(store, opts)
-    resolved = runtime.resolve_model(opts.model)
+    resolved = resolve_for_cli(runtime, opts.model, ctx=opts.ctx, yes=opts.yes)
     if resolved.notice:
         sys.stderr.write(f"g3chat: {resolved.notice}\n")
     engine = runtime.make_engine(resolved, n_ctx=opts.ctx, threads=opts.threads, verbose=opts.verbose)
