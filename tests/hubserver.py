@@ -10,7 +10,8 @@
 - ``GET /cdn/{sha256}``: the bytes, with ``Content-Length``, ``ETag`` and ``Range`` (206 + Content-Range).
 
 Knobs for failure tests: ``drop_after[sha] = n`` closes the connection once after sending n bytes of a
-response body; ``corrupt.add(sha)`` flips one byte in what is served; ``offline = True`` refuses everything.
+response body; ``corrupt.add(sha)`` flips one byte in what is served; ``offline = True`` answers 503 to
+everything; ``throttle_s`` slows the transfer down.
 Counters: ``sent[sha]`` bytes of body sent, ``requests`` (method, path, Range, Authorization present).
 Run as a script to serve files by hand: ``python -m tests.hubserver REPO FILE...``.
 """
@@ -25,6 +26,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +62,7 @@ class HubState:
     drop_after: dict[str, int] = field(default_factory=dict)
     corrupt: set[str] = field(default_factory=set)
     offline: bool = False
+    throttle_s: float = 0.0  # pause after every 256 KiB sent (to make a download slow enough to interrupt)
     sent: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     requests: list[tuple[str, str, str | None, bool]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -234,11 +237,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _sendfile(self, found: HubFile, start: int, count: int) -> None:
         out = self.connection.fileno()
+        throttle = self.server.state.throttle_s
+        chunk = 256 << 10 if throttle else _CHUNK
         with found.path.open("rb") as fh:
             offset, left = start, count
             while left > 0:
+                if throttle:
+                    time.sleep(throttle)
                 try:
-                    n = os.sendfile(out, fh.fileno(), offset, min(left, _CHUNK))
+                    n = os.sendfile(out, fh.fileno(), offset, min(left, chunk))
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
                     return
