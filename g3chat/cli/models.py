@@ -99,6 +99,8 @@ def _memory(plan: Plan) -> str:
 
 def _verdict(plan: Plan) -> str:
     if plan.verdict is Verdict.PARTIAL_GPU:
+        if plan.n_gpu_layers >= plan.variant.facts.n_layer:
+            return "partial GPU (all layers, output on CPU)"
         return f"partial GPU ({plan.n_gpu_layers}/{plan.variant.facts.n_layer} layers)"
     return plan.verdict.value
 
