@@ -97,7 +97,9 @@ def repo_listing(hub: HubConfig, repo: str, revision: str = "main") -> dict[str,
             f"offline mode is on (HF_HUB_OFFLINE): cannot ask the Hub about {repo}"
         ) from None
     except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else "?"
+        status = exc.response.status_code if exc.response is not None else 0
+        if status >= 500:
+            raise HubUnreachable(f"the Hugging Face Hub at {hub.endpoint} is down (HTTP {status})") from None
         raise DownloadError(f"the Hub refused {repo} (HTTP {status}): {_reason(exc)}") from None
     except Exception as exc:  # httpx errors: DNS, refused, timeout, TLS
         raise HubUnreachable(f"cannot reach the Hugging Face Hub at {hub.endpoint}: {_reason(exc)}") from None
