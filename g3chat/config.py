@@ -120,7 +120,13 @@ class UISettings:
 class Settings:
     """Everything configurable. ``model`` is a GGUF path or a catalog variant name."""
 
-    model: str = field(default="", metadata=_doc("GGUF path or model name; empty picks automatically."))
+    model: str = field(
+        default="",
+        metadata=_doc(
+            "GGUF path or model variant name ('g3chat models list'); empty picks the best installed "
+            "one that fits."
+        ),
+    )
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     ui: UISettings = field(default_factory=UISettings)
