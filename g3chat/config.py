@@ -182,7 +182,13 @@ class UISettings:
 class Settings:
     """Everything configurable. ``model`` is a GGUF path or a catalog variant name."""
 
-    model: str = field(default="", metadata=_doc("GGUF path or model name; empty picks automatically."))
+    model: str = field(
+        default="",
+        metadata=_doc(
+            "GGUF path or model variant name ('g3chat models list'); empty picks the best installed "
+            "one that fits."
+        ),
+    )
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     ui: UISettings = field(default_factory=UISettings)
@@ -351,3 +357,52 @@ def documented_fields() -> list[tuple[str, Any, str]]:
             rows.append((f"{section}.{f.name}", f.default, f.metadata.get("doc", "")))
     rows.append(("keys", {}, Settings.__dataclass_fields__["keys"].metadata["doc"]))
     return rows
+
+
+def write_setting(path: Path, key: str, value: str | None) -> None:
+    """Set (or, with ``None``, remove) top-level ``key`` in the config file, keeping everything else.
+
+    The file is edited with tomlkit, so the user's comments, order and formatting survive, and replaced
+    atomically (a temporary file renamed over it), so a failure never leaves half a config behind.
+    """
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    text = ""
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        document = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if value is None:
+        document.pop(key, None)
+    elif key in document:
+        document[key] = value
+    else:
+        # A new top-level key must come before the first [table], or TOML would put it inside that table:
+        # rebuild the document item by item with the key in front of the first table.
+        rebuilt = tomlkit.document()
+        placed = False
+        for name, item in document.body:
+            if not placed and isinstance(item, (tomlkit.items.Table, tomlkit.items.AoT)):
+                rebuilt.add(key, value)
+                placed = True
+            if name is None:
+                rebuilt.add(item)
+            else:
+                rebuilt.append(name, item)
+        if not placed:
+            rebuilt.add(key, value)
+        document = rebuilt
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write config: {exc.strerror or exc}") from None

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from g3chat.config import Settings, load_settings
 from g3chat.core.engine.base import Engine
-from g3chat.core.errors import ConfigError
-from g3chat.core.models.resolve import ResolvedModel, resolve_model
+from g3chat.core.errors import ConfigError, InputError
+from g3chat.core.models.resolve import PullOffer, Resolution, ResolvedModel, resolve_model
 from g3chat.core.store import Store
 from g3chat.paths import Paths
+
+if TYPE_CHECKING:
+    from g3chat.core.models.fit import EngineShape
+    from g3chat.core.models.manager import ModelManager
 
 
 @dataclass
@@ -30,8 +35,34 @@ class Runtime:
         self.paths.data_dir()
         return Store(self.paths.db_file)
 
-    def resolve_model(self, cli_model: str | None = None) -> ResolvedModel:
-        return resolve_model(cli_model, self.settings.model, self.paths.models_dir())
+    def model_manager(self) -> ModelManager:
+        """The model manager over the shared HF cache (HF_HUB_CACHE / HF_HOME), read from the environment."""
+        from g3chat.core.models.hubcache import HubConfig
+        from g3chat.core.models.manager import ModelManager
+
+        return ModelManager(HubConfig.from_env(self.environ), self.paths.models_dir())
+
+    def engine_shape(self, n_ctx: int | None = None) -> EngineShape:
+        from g3chat.core.models.fit import EngineShape
+
+        return EngineShape.from_settings(self.settings.engine, n_ctx)
+
+    def resolve_model(
+        self,
+        cli_model: str | None = None,
+        *,
+        n_ctx: int | None = None,
+        verify_progress: Callable[[str], None] | None = None,
+    ) -> Resolution:
+        """The model to load (a :class:`ResolvedModel`), or a :class:`PullOffer` when none is installed."""
+        return resolve_model(
+            cli_model,
+            self.settings.model,
+            self.paths.models_dir(),
+            manager=self.model_manager,
+            shape=self.engine_shape(n_ctx),
+            verify_progress=verify_progress,
+        )
 
     def server_url(self, cli_server: str | None = None) -> str | None:
         """The OpenAI-compatible server to use (``--server``, else ``engine.base_url``), or None: local."""
@@ -67,17 +98,26 @@ class Runtime:
         n_ctx: int | None = None,
         threads: int | None = None,
         verbose: bool = False,
+        on_offer: Callable[[PullOffer], ResolvedModel] | None = None,
+        verify_progress: Callable[[str], None] | None = None,
     ) -> tuple[Engine, str | None]:
         """The engine to run (not yet loaded) and a one-line notice to show, if any.
 
         With ``server`` or ``engine.base_url`` set: a RemoteEngine, and ``model`` names the server's model.
-        Otherwise llama.cpp in this process on the GGUF that ``model`` (or the config) resolves to.
+        Otherwise llama.cpp in this process on the GGUF that ``model`` (or the config) resolves to; when no
+        model is installed, ``on_offer`` decides about pulling the recommended one (without it: an error
+        naming the command).
         """
         url = self.server_url(server)
         if url:
             return self.make_remote_engine(url, model), None
-        resolved = self.resolve_model(model)
-        return self.make_engine(resolved, n_ctx=n_ctx, threads=threads, verbose=verbose), resolved.notice
+        resolution = self.resolve_model(model, n_ctx=n_ctx, verify_progress=verify_progress)
+        if isinstance(resolution, PullOffer):
+            if on_offer is None:
+                raise InputError(f"no model is installed: run 'g3chat models pull {resolution.variant}'")
+            resolution = on_offer(resolution)
+        engine = self.make_engine(resolution, n_ctx=n_ctx, threads=threads, verbose=verbose)
+        return engine, resolution.notice
 
     def make_engine(
         self,
@@ -97,11 +137,17 @@ class Runtime:
 
         resolved = resolved or self.resolve_model()
         engine = self.settings.engine
+        if n_ctx is None:
+            n_ctx = resolved.n_ctx if resolved.n_ctx is not None else engine.n_ctx
+        # The plan's layer count applies only while the setting is "all" (-1): a number the user set wins.
+        n_gpu_layers = engine.n_gpu_layers
+        if n_gpu_layers == -1 and resolved.n_gpu_layers is not None:
+            n_gpu_layers = resolved.n_gpu_layers
         return LlamaCppEngine(
             resolved.path,
-            n_ctx=engine.n_ctx if n_ctx is None else n_ctx,
+            n_ctx=n_ctx,
             n_threads=threads or engine.threads or None,
-            n_gpu_layers=engine.n_gpu_layers,
+            n_gpu_layers=n_gpu_layers,
             n_batch=engine.n_batch,
             swa_full=engine.swa_full,
             flash_attn=engine.flash_attn,

@@ -16,14 +16,19 @@ TEST_THREADS = 2
 TEST_CTX = 2048
 
 
+UNREACHABLE_HUB = "http://127.0.0.1:9"  # the discard port: connections are refused at once
+
+
 @pytest.fixture(autouse=True)
 def g3chat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own G3CHAT_HOME; no test touches the user's real files."""
+    """Every test gets its own G3CHAT_HOME and HF cache; no test touches the user's files or the real Hub."""
     home = tmp_path / "g3home"
     monkeypatch.setenv("G3CHAT_HOME", str(home))
     for name in list(os.environ):
-        if name.startswith("G3CHAT_") and name != "G3CHAT_HOME":
+        if (name.startswith("G3CHAT_") and name != "G3CHAT_HOME") or name.startswith(("HF_", "HUGGINGFACE_")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", UNREACHABLE_HUB)
     monkeypatch.setenv("NO_COLOR", "1")
     return home
 

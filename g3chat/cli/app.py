@@ -21,7 +21,11 @@ chats_app = typer.Typer(
 config_app = typer.Typer(
     help="Where the config file lives and what it says.", no_args_is_help=True, rich_markup_mode=None
 )
-models_app = typer.Typer(help="Models g3chat can use.", no_args_is_help=True, rich_markup_mode=None)
+models_app = typer.Typer(
+    help="Download Gemma 3n variants, see which fits this machine, choose the default.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(chats_app, name="chats")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
@@ -80,6 +84,9 @@ def ask(
         False, "--json", help="Print one JSON object instead of streaming text."
     ),
     plain: bool = typer.Option(False, "--plain", help="Plain text even on a terminal (no Markdown)."),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="With no model installed, download the recommended one without asking."
+    ),
     verbose: bool = VERBOSE,
 ) -> int:
     """Answer once, streaming to stdout."""
@@ -105,6 +112,7 @@ def ask(
             json_output=json_output,
             plain=plain,
             verbose=verbose,
+            yes=yes,
         )
     )
 
@@ -209,14 +217,67 @@ def serve(
 @models_app.command("list")
 def models_list(
     server: str | None = typer.Option(
-        None,
-        "--server",
-        metavar="URL",
-        help="List an OpenAI-compatible server's models (default: engine.base_url).",
+        None, "--server", metavar="URL", help="List an OpenAI-compatible server's models instead."
     ),
     json_output: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
 ) -> None:
-    """List the models a server offers."""
-    from g3chat.cli import remote_models
+    """Variants installed and available: sizes, status, the active one (or a server's models)."""
+    if server:
+        from g3chat.cli import remote_models
 
-    remote_models.list_server_models(server, json_output)
+        remote_models.list_server_models(server, json_output)
+        return
+    from g3chat.cli import models
+
+    models.list_models(json_output)
+
+
+@models_app.command("pull")
+def models_pull(
+    variant: str = typer.Argument("auto", help="A variant (see 'models list'), or auto for the best fit."),
+    mmproj: bool = typer.Option(False, "--mmproj", help="Also download the repo's vision projector."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Download a variant into the Hugging Face cache, verified (resumes an interrupted download)."""
+    from g3chat.cli import pull
+
+    pull.pull(variant, mmproj, yes)
+
+
+@models_app.command("rm")
+def models_rm(
+    variant: str = typer.Argument(..., help="The variant to delete."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a downloaded variant (or its interrupted download)."""
+    from g3chat.cli import models
+
+    models.remove(variant, yes)
+
+
+@models_app.command("use")
+def models_use(target: str = typer.Argument(..., help="A downloaded variant name, or a GGUF path.")) -> None:
+    """Make a model the default (writes 'model' in the config file, keeping your comments)."""
+    from g3chat.cli import models
+
+    models.use(target)
+
+
+@models_app.command("fit")
+def models_fit(
+    ctx: int | None = typer.Option(None, "--ctx", min=0, help="Context to plan for (0: model maximum)."),
+) -> None:
+    """Which variants fit this machine's memory, and which g3chat recommends."""
+    from g3chat.cli import models
+
+    models.fit(ctx)
+
+
+@models_app.command("info")
+def models_info(
+    target: str = typer.Argument(..., help="A GGUF file (or a downloaded variant name)."),
+) -> None:
+    """A GGUF file's metadata: architecture, quantization, context, chat template, size, memory."""
+    from g3chat.cli import models
+
+    models.info(target)

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from g3chat.cli.output import AnswerWriter, choose_writer
 from g3chat.core.chat import Turn
 from g3chat.core.errors import InputError
+from g3chat.core.models.resolve import PullOffer, ResolvedModel
 from g3chat.core.store import Conversation, Store
 from g3chat.core.types import GenerationParams, Message, TextDelta, user
 from g3chat.runtime import Runtime
@@ -42,6 +43,7 @@ class AskOptions:
     json_output: bool = False
     plain: bool = False
     verbose: bool = False
+    yes: bool = False
 
 
 def read_prompt(prompt: str | None, stdin: Any = None) -> str:
@@ -112,6 +114,20 @@ def _conversation(store: Store | None, opts: AskOptions) -> Conversation | None:
     return None
 
 
+def _verifying(name: str) -> None:
+    sys.stderr.write(f"g3chat: checking {name}'s sha256 before its first use…\n")
+    sys.stderr.flush()
+
+
+def _pull_offer(runtime: Runtime, yes: bool) -> Callable[[PullOffer], ResolvedModel]:
+    def accept(offer: PullOffer) -> ResolvedModel:
+        from g3chat.cli.pull import accept_offer
+
+        return accept_offer(runtime, offer, yes=yes)
+
+    return accept
+
+
 def run_ask(opts: AskOptions) -> int:
     runtime = Runtime.from_env()
     prompt = read_prompt(opts.prompt)
@@ -132,7 +148,13 @@ def _run(
     if runtime.server_url(opts.server) and (opts.ctx is not None or opts.threads is not None):
         raise InputError("--ctx and --threads set up the local engine; a server decides its own")
     engine, notice = runtime.engine_for(
-        model=opts.model, server=opts.server, n_ctx=opts.ctx, threads=opts.threads, verbose=opts.verbose
+        model=opts.model,
+        server=opts.server,
+        n_ctx=opts.ctx,
+        threads=opts.threads,
+        verbose=opts.verbose,
+        on_offer=_pull_offer(runtime, opts.yes),
+        verify_progress=_verifying,
     )
     if notice:
         sys.stderr.write(f"g3chat: {notice}\n")
