@@ -97,8 +97,8 @@ def decode_table(model: Path, threads: int, tokens: int, repeats: int) -> None:
     raw = llama_cpp.Llama(
         str(model), n_ctx=4096, n_threads=threads, n_threads_batch=threads, chat_format="gemma", verbose=False
     )
-    spec = LlamaCppEngine(model, n_ctx=4096, n_threads=threads, speculative=True, state_memory_mb=0)
-    plain = LlamaCppEngine(model, n_ctx=4096, n_threads=threads, speculative=False, state_memory_mb=0)
+    spec = LlamaCppEngine(model, n_ctx=4096, n_threads=threads, speculative="on", state_memory_mb=0)
+    plain = LlamaCppEngine(model, n_ctx=4096, n_threads=threads, speculative="off", state_memory_mb=0)
     spec.load()
     plain.load()
     print(

@@ -47,6 +47,13 @@ def _url_or_empty(value: str) -> str | None:
     return None
 
 
+def _one_of(*choices: str):
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
 @dataclass
 class GenerationSettings:
     """Sampling. Defaults are Gemma 3n's recommended values."""
@@ -103,11 +110,14 @@ class EngineSettings:
             "if your GPU backend does not."
         ),
     )
-    speculative: bool = field(
-        default=True,
+    speculative: str = field(
+        default="auto",
         metadata=_doc(
-            "Prompt-lookup speculative decoding: faster when answers repeat the conversation's text; "
-            "output unchanged (identical when greedy, same distribution when sampling)."
+            "Prompt-lookup speculative decoding: faster when answers repeat the conversation's text. "
+            "auto: on when sampling without a seed, off for greedy (temperature 0) or seeded runs so they "
+            "stay reproducible (llama.cpp computes a batch of tokens slightly differently from one token "
+            "at a time); on; off.",
+            _one_of("auto", "on", "off"),
         ),
     )
     state_cache_mb: int = field(

@@ -87,7 +87,7 @@ def test_speculation_is_exact_where_llama_cpp_is_batch_invariant(test_model_path
     other way under speculation; this test first checks that the kernels agree on the positions involved
     (small batches, one thread) and skips, saying why, on machines where they do not.
     """
-    engine = LlamaCppEngine(test_model_path, n_ctx=1024, n_threads=1, draft_length=2, speculative=False)
+    engine = LlamaCppEngine(test_model_path, n_ctx=1024, n_threads=1, draft_length=2, speculative="off")
     engine.load()
     try:
         plain = collect(engine.stream_chat(ECHO, GenerationParams(temperature=0, max_tokens=48)))
@@ -95,17 +95,17 @@ def test_speculation_is_exact_where_llama_cpp_is_batch_invariant(test_model_path
         prompt_len = plain.usage.prompt_tokens
         if not _batch_invariant(engine, reference, prompt_len - 1, 3):
             pytest.skip("llama.cpp's kernels are not batch-invariant for these positions on this machine")
-        engine.speculative = True
+        engine.speculative = "on"
         spec = collect(engine.stream_chat(ECHO, GenerationParams(temperature=0, max_tokens=48)))
         assert spec.usage.accepted_tokens > 0  # speculation really happened
         assert spec.text == plain.text
         assert engine.cached_tokens()[: len(reference)] == reference  # (plus the last token, if a draft)
         # Seeded sampling: one draw per kept token, in order, so the same seed gives the same text.
         sampled = GenerationParams(temperature=1.0, seed=7, max_tokens=32)
-        engine.speculative = False
+        engine.speculative = "off"
         engine.llama.reset()
         plain_sampled = collect(engine.stream_chat(ECHO, sampled)).text
-        engine.speculative = True
+        engine.speculative = "on"
         engine.llama.reset()
         assert collect(engine.stream_chat(ECHO, sampled)).text == plain_sampled
     finally:
@@ -114,7 +114,11 @@ def test_speculation_is_exact_where_llama_cpp_is_batch_invariant(test_model_path
 
 @pytest.mark.model
 def test_speculation_accepts_copies_and_keeps_the_cache_consistent(engine: LlamaCppEngine) -> None:
-    result = collect(engine.stream_chat(ECHO, GenerationParams(temperature=0, max_tokens=40)))
+    engine.speculative, engine.draft_length = "on", 4
+    try:
+        result = collect(engine.stream_chat(ECHO, GenerationParams(temperature=0, max_tokens=40)))
+    finally:
+        engine.speculative, engine.draft_length = "auto", None
     usage = result.usage
     assert usage.drafted_tokens > 0 and 0 < usage.accepted_tokens <= usage.drafted_tokens
     assert usage.completion_tokens == 40

@@ -59,7 +59,7 @@ class LlamaCppEngine:
         n_batch: int = 512,
         swa_full: bool = True,
         flash_attn: bool = True,
-        speculative: bool = True,
+        speculative: str | bool = "auto",
         draft_length: int | None = None,
         state_dir: Path | None = None,
         state_memory_mb: int = 512,
@@ -75,7 +75,8 @@ class LlamaCppEngine:
         self.n_batch = n_batch
         self.swa_full = swa_full
         self.flash_attn = flash_attn
-        self.speculative = speculative
+        # "auto": speculate when sampling without a seed; greedy and seeded runs stay reproducible.
+        self.speculative = {True: "on", False: "off"}.get(speculative, speculative)  # type: ignore[call-overload]
         self.draft_length = draft_length  # None: chosen per step from measured costs (DraftPolicy)
         self.state_dir = state_dir
         self.state_memory_mb = state_memory_mb
@@ -309,7 +310,9 @@ class LlamaCppEngine:
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
             else:
-                if self.speculative:
+                if self.speculative == "on" or (
+                    self.speculative == "auto" and params.temperature > 0 and params.seed is None
+                ):
                     drafter = PromptLookupDrafter(tokens)
                 policy = FixedDraft(self.draft_length) if self.draft_length is not None else DraftPolicy()
                 generator = sample_tokens(self._kv, self._sampler(params), drafter, policy)
