@@ -177,3 +177,52 @@ def test_tiny_gemma3n_follow_up_reuses_the_audio_prefix(
     tail = run_prompt(tiny, follow_up, [tiny_rows], start=reuse)
     assert tail.shape[0] == 4
     assert float(np.abs(tail - fresh[len(ids) :]).max()) <= INJECTION_TOLERANCE
+
+
+def _with_q8_0_per_layer_table(src: Path, dst: Path, dequantized: bool) -> Path:
+    """A copy of ``src`` whose per-layer token table is Q8_0 (as in quantized Gemma 3n GGUFs), or holds
+    exactly those Q8_0 values back in F32."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(src))
+    writer = gguf.GGUFWriter(str(dst), arch=reader.fields["general.architecture"].contents())
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        kind = field.types[0]
+        sub = field.types[1] if kind == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(name, field.contents(), kind, sub_type=sub)
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    for tensor in reader.tensors:
+        data = np.array(tensor.data).reshape([int(d) for d in reversed(tensor.shape)])
+        if tensor.name != "per_layer_token_embd.weight":
+            writer.add_tensor(tensor.name, data)
+        elif dequantized:
+            writer.add_tensor(tensor.name, gguf.quants.dequantize(gguf.quants.quantize(data, q8), q8))
+        else:
+            writer.add_tensor(tensor.name, gguf.quants.quantize(data, q8), raw_dtype=q8)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dst
+
+
+def test_tiny_gemma3n_quantized_per_layer_table(
+    tmp_path: Path, tiny_ref: dict[str, np.ndarray], tiny_rows: np.ndarray
+) -> None:
+    """For embedding input llama.cpp reads the padding row of the per-layer table through a view and a
+    cast; with the table quantized (real Gemma 3n GGUFs) the logits equal those of the same values in F32."""
+    import llama_cpp
+
+    logits = []
+    for dequantized in (False, True):
+        path = _with_q8_0_per_layer_table(TINY, tmp_path / f"tiny-{dequantized}.gguf", dequantized)
+        model = llama_cpp.Llama(
+            str(path), n_ctx=128, n_batch=64, n_ubatch=64, n_threads=2, type_k=0, type_v=0, verbose=False
+        )
+        try:
+            logits.append(run_prompt(model, tiny_ref["audio_ids"].tolist(), [tiny_rows]))
+        finally:
+            model.close()
+    assert float(np.abs(logits[0] - logits[1]).max()) <= INJECTION_TOLERANCE
