@@ -14,14 +14,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from g3chat.core.audio.config import AudioConfig
 from g3chat.core.audio.encoder import AudioEncoder
 from g3chat.core.audio.features import extract_features
-from tests.fixtures.audio_synth import SMALL, random_weights, tone_mix
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the seeded weights live in tests/fixtures
 
 
 def timed(fn, *args):  # -> (seconds, result)
@@ -37,6 +40,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--small", action="store_true", help="the tests' reduced configuration (a smoke run)")
     args = parser.parse_args()
+    from tests.fixtures.audio_synth import SMALL, random_weights, tone_mix
+
     cfg = SMALL if args.small else AudioConfig()
     took, weights = timed(random_weights, cfg, 7)
     n_params = sum(w.size for w in weights.values()) / 1e6
