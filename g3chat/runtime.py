@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from g3chat.config import Settings, load_settings
 from g3chat.core.engine.base import Engine
-from g3chat.core.models.resolve import ResolvedModel, resolve_model
+from g3chat.core.media.store import MediaStore
+from g3chat.core.models.resolve import ResolvedModel, find_projector, resolve_model
 from g3chat.core.store import Store
 from g3chat.paths import Paths
 
@@ -28,8 +29,14 @@ class Runtime:
         self.paths.data_dir()
         return Store(self.paths.db_file)
 
-    def resolve_model(self, cli_model: str | None = None) -> ResolvedModel:
-        return resolve_model(cli_model, self.settings.model, self.paths.models_dir())
+    def media_store(self) -> MediaStore:
+        return MediaStore(self.paths.media_dir())
+
+    def resolve_model(self, cli_model: str | None = None, cli_mmproj: str | None = None) -> ResolvedModel:
+        """The model file, and its projector (``--mmproj``, configured, or found beside the model)."""
+        resolved = resolve_model(cli_model, self.settings.model, self.paths.models_dir())
+        mmproj = find_projector(resolved.path, cli_mmproj, self.settings.engine.mmproj)
+        return replace(resolved, mmproj=mmproj)
 
     def make_engine(
         self,
@@ -57,4 +64,5 @@ class Runtime:
             verbose=verbose,
             name=resolved.name,
             is_test_model=resolved.is_test_model,
+            mmproj=resolved.mmproj,
         )

@@ -70,6 +70,18 @@ def ask(
         False, "--json", help="Print one JSON object instead of streaming text."
     ),
     plain: bool = typer.Option(False, "--plain", help="Plain text even on a terminal (no Markdown)."),
+    image: list[str] = typer.Option(
+        [], "--image", "-i", help="Attach an image (PNG, JPEG, WebP, GIF, BMP, TIFF); repeatable."
+    ),
+    audio: list[str] = typer.Option([], "--audio", help="Attach an audio file (WAV, FLAC, MP3, OGG); repeatable."),
+    video: list[str] = typer.Option([], "--video", help="Attach frames of a video (1 per second, capped)."),
+    mic: bool = typer.Option(False, "--mic", help="Record from the microphone and attach the recording."),
+    seconds: float | None = typer.Option(
+        None, "--seconds", min=0.5, help="With --mic: record at most this long (default 30; stops on silence)."
+    ),
+    mmproj: str | None = typer.Option(
+        None, "--mmproj", help="Projector GGUF (mmproj) for images/audio; default: found beside the model."
+    ),
     verbose: bool = VERBOSE,
 ) -> int:
     """Answer once, streaming to stdout."""
@@ -94,6 +106,12 @@ def ask(
             json_output=json_output,
             plain=plain,
             verbose=verbose,
+            images=list(image),
+            audio=list(audio),
+            videos=list(video),
+            mic=mic,
+            seconds=seconds,
+            mmproj=mmproj,
         )
     )
 
