@@ -51,7 +51,8 @@ def test_eight_bit_wav(store: MediaStore, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("codec", "suffix", "rate"), [("flac", ".flac", 44100), ("libmp3lame", ".mp3", 44100), ("libopus", ".ogg", 48000)]
+    ("codec", "suffix", "rate"),
+    [("flac", ".flac", 44100), ("libmp3lame", ".mp3", 44100), ("libopus", ".ogg", 48000)],
 )
 def test_compressed_formats(store: MediaStore, tmp_path: Path, codec: str, suffix: str, rate: int) -> None:
     import av

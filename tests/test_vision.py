@@ -92,7 +92,7 @@ def test_reuse_never_ends_inside_a_media_chunk(vision_engine, pictures) -> None:
     """A prompt that agrees with the cache only part-way into an image keeps the cache up to the image."""
     plan = vision_engine.plan([user("Look.", [pictures["red"]])])
     collect(vision_engine.stream_chat([user("Look.", [pictures["red"]])], GREEDY))
-    (start, end) = plan.spans[0]
+    start, _end = plan.spans[0]
     forged = [*plan.tokens[: start + 5], 1000, *plan.tokens[start + 6 :]]
     kv = vision_engine._kv
     assert kv.prepare(forged, plan.spans) == start
@@ -101,7 +101,9 @@ def test_reuse_never_ends_inside_a_media_chunk(vision_engine, pictures) -> None:
 
 def test_saved_state_brings_the_image_back(vision_engine, pictures) -> None:
     # long enough that switching away saves it (see kv.MIN_RESTORE_GAIN)
-    chat_a = [user("Remember this picture please, and the colours in it, for later. " * 3, [pictures["blue"]])]
+    chat_a = [
+        user("Remember this picture please, and the colours in it, for later. " * 3, [pictures["blue"]])
+    ]
     # one token: the cache then holds exactly chat A's prompt, a prefix of its follow-up
     first = collect(vision_engine.stream_chat(chat_a, GenerationParams(temperature=0, max_tokens=1)))
     long_b = [user("An unrelated question about rivers and lakes, " * 8)]
@@ -136,7 +138,9 @@ def test_ask_image_end_to_end_with_256_token_projector(cli_env, tmp_path: Path) 
     assert payload["usage"]["prompt_tokens"] - base == 256 + 3
     assert payload["finish_reason"] in ("stop", "length")
     [attachment] = payload["attachments"]
-    assert attachment["name"] == "cat.png" and attachment["width"] == 120 and Path(attachment["path"]).is_file()
+    assert (
+        attachment["name"] == "cat.png" and attachment["width"] == 120 and Path(attachment["path"]).is_file()
+    )
     export = run_cli("chats", "export", str(payload["conversation_id"]), "--format", "json", env=cli_env)
     content = json.loads(export.stdout)["messages"][0]["content"]
     assert content[0]["type"] == "image" and content[0]["sha256"] == attachment["sha256"]

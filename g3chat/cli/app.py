@@ -73,11 +73,16 @@ def ask(
     image: list[str] = typer.Option(
         [], "--image", "-i", help="Attach an image (PNG, JPEG, WebP, GIF, BMP, TIFF); repeatable."
     ),
-    audio: list[str] = typer.Option([], "--audio", help="Attach an audio file (WAV, FLAC, MP3, OGG); repeatable."),
+    audio: list[str] = typer.Option(
+        [], "--audio", help="Attach an audio file (WAV, FLAC, MP3, OGG); repeatable."
+    ),
     video: list[str] = typer.Option([], "--video", help="Attach frames of a video (1 per second, capped)."),
     mic: bool = typer.Option(False, "--mic", help="Record from the microphone and attach the recording."),
     seconds: float | None = typer.Option(
-        None, "--seconds", min=0.5, help="With --mic: record at most this long (default 30; stops on silence)."
+        None,
+        "--seconds",
+        min=0.5,
+        help="With --mic: record at most this long (default 30; stops on silence).",
     ),
     mmproj: str | None = typer.Option(
         None, "--mmproj", help="Projector GGUF (mmproj) for images/audio; default: found beside the model."

@@ -70,7 +70,12 @@ class FakeEngine:
         if self.load_error is not None:
             raise self.load_error
         self._info = ModelInfo(
-            name="fake", path=None, n_ctx=self.n_ctx, architecture="fake", vision=self.vision, audio=self.audio
+            name="fake",
+            path=None,
+            n_ctx=self.n_ctx,
+            architecture="fake",
+            vision=self.vision,
+            audio=self.audio,
         )
         return self._info
 

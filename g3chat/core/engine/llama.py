@@ -347,7 +347,9 @@ class LlamaCppEngine:
             if cancel is not None and cancel.is_set():
                 return
             assert self._projector is not None
-            self._kv.append_placeholders(chunk.placeholders, self._projector.evaluate(llm, chunk, self.n_batch))
+            self._kv.append_placeholders(
+                chunk.placeholders, self._projector.evaluate(llm, chunk, self.n_batch)
+            )
             self._evaluated += chunk.n_tokens
             position = start + chunk.n_tokens
             yield PromptProgress(self._evaluated, total)

@@ -97,7 +97,9 @@ class Projector:
         self.audio_rate = int(mtmd.mtmd_get_audio_sample_rate(ctx)) if self.audio else None
         if mtmd.mtmd_decode_use_mrope(ctx):
             self.close()
-            raise ModelFileError(f"{self.path}: this projector uses M-RoPE positions, which g3chat does not support")
+            raise ModelFileError(
+                f"{self.path}: this projector uses M-RoPE positions, which g3chat does not support"
+            )
         st = self.path.stat()
         self.key = f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         self._items: OrderedDict[str, MediaItem] = OrderedDict()
@@ -176,7 +178,9 @@ class Projector:
                 continue
             n = int(mtmd.mtmd_input_chunk_get_n_tokens(chunk))
             if int(mtmd.mtmd_input_chunk_get_n_pos(chunk)) != n:
-                raise MediaError(f"{part.name}: this projector's chunks use positions g3chat does not support")
+                raise MediaError(
+                    f"{part.name}: this projector's chunks use positions g3chat does not support"
+                )
             key = f"{self.key}|{part.sha256}|{media_index}"
             pieces.append(MediaChunk(int(chunk), n, placeholder_ids(key, n)))
             media_index += 1

@@ -78,13 +78,17 @@ def pasted_path(text: str) -> AttachRequest | None:
     return AttachRequest(kind, path) if kind else None
 
 
-def attach(store: MediaStore, request: AttachRequest, *, video_frames: int | None = None) -> list[AttachmentPart]:
+def attach(
+    store: MediaStore, request: AttachRequest, *, video_frames: int | None = None
+) -> list[AttachmentPart]:
     """Prepare and store the file; a video gives one part per sampled frame. MediaError on failure."""
     kind = request.kind or kind_of(request.path)
     if kind is None:
         if request.path.is_dir():
             raise MediaError(f"{request.path}: is a directory, not a file to attach")
-        raise MediaError(f"{request.path}: cannot tell what kind of file this is; use /image, /audio or /video")
+        raise MediaError(
+            f"{request.path}: cannot tell what kind of file this is; use /image, /audio or /video"
+        )
     if kind == "image":
         from g3chat.core.media.images import attach_image
 

@@ -1,13 +1,15 @@
 """Audio files with PyAV (FFmpeg): decode, mix to mono, resample to 16 kHz, store as 16-bit WAV.
 
 WAV (any PCM width, including 8-bit), FLAC, MP3 and OGG (Vorbis/Opus) are read by FFmpeg's own decoders,
-which PyAV's wheels carry; other formats FFmpeg knows work too. Channels are averaged into one. The stored form is what a speech encoder
-takes: 16 kHz, mono, 16-bit PCM WAV. Empty, corrupt and non-audio files are a one-line MediaError.
+which PyAV's wheels carry; other formats FFmpeg knows work too. Channels are averaged into one. The stored
+form is what a speech encoder takes: 16 kHz, mono, 16-bit PCM WAV. Empty, corrupt and non-audio files
+are a one-line MediaError.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import wave
 from pathlib import Path
 from typing import Any
@@ -121,4 +123,4 @@ def waveform(samples: Any, columns: int) -> list[float]:
     if data.size == 0:
         return [0.0] * columns
     edges = np.linspace(0, data.size, columns + 1).astype(int)
-    return [float(data[a:b].max()) if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])]
+    return [float(data[a:b].max()) if b > a else 0.0 for a, b in itertools.pairwise(edges)]

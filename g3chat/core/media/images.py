@@ -20,7 +20,15 @@ from g3chat.core.errors import MediaError
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart
 
-FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
+FORMATS = {
+    "PNG": "PNG",
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "WEBP": "WebP",
+    "GIF": "GIF",
+    "BMP": "BMP",
+    "TIFF": "TIFF",
+}
 MAX_SIDE = 1536  # long side after downscaling; Gemma 3n's encoder reads 768×768
 MAX_PIXELS = 50_000_000  # refuse to decode more than this (decompression bombs)
 JPEG_QUALITY = 92
@@ -55,7 +63,9 @@ def _open(path: Path) -> Any:
             image = Image.open(path)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         if isinstance(exc, UnidentifiedImageError):
-            raise MediaError(f"{path}: not an image g3chat can read (PNG, JPEG, WebP, GIF, BMP, TIFF)") from None
+            raise MediaError(
+                f"{path}: not an image g3chat can read (PNG, JPEG, WebP, GIF, BMP, TIFF)"
+            ) from None
         raise MediaError(f"{path}: image is too large to decode safely") from None
     except OSError as exc:
         raise MediaError(f"{path}: cannot read image: {exc.strerror or exc}") from None
@@ -78,7 +88,9 @@ def to_rgb(image: Any) -> Any:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def prepare_image(path: Path | str, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> PreparedImage:
+def prepare_image(
+    path: Path | str, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS
+) -> PreparedImage:
     """Decode, orient, convert and re-encode ``path``; raise MediaError (naming the file) on any problem."""
     from PIL import Image, ImageOps
 
@@ -87,7 +99,9 @@ def prepare_image(path: Path | str, *, max_side: int = MAX_SIDE, max_pixels: int
     with _open(path) as image:
         fmt = (image.format or "").upper()
         if fmt not in FORMATS:
-            raise MediaError(f"{path}: {fmt or 'this'} images are not supported (PNG, JPEG, WebP, GIF, BMP, TIFF)")
+            raise MediaError(
+                f"{path}: {fmt or 'this'} images are not supported (PNG, JPEG, WebP, GIF, BMP, TIFF)"
+            )
         width, height = image.size
         if width * height > max_pixels:
             raise MediaError(

@@ -60,7 +60,9 @@ def load_sounddevice() -> Any:
     except OSError:
         raise MicrophoneError(NO_PORTAUDIO) from None
     except ImportError:
-        raise MicrophoneError("the microphone needs the sounddevice package: pip install sounddevice") from None
+        raise MicrophoneError(
+            "the microphone needs the sounddevice package: pip install sounddevice"
+        ) from None
     return sounddevice
 
 
@@ -157,10 +159,14 @@ class Recorder:
                     if self.max_seconds is not None and elapsed >= self.max_seconds:
                         reason = "time"
                         break
-                    if self.silence_s is not None and quiet_since is not None:
-                        if elapsed - quiet_since >= self.silence_s:
-                            reason = "silence"
-                            break
+                    silent_for = elapsed - quiet_since if quiet_since is not None else 0.0
+                    if (
+                        self.silence_s is not None
+                        and quiet_since is not None
+                        and silent_for >= self.silence_s
+                    ):
+                        reason = "silence"
+                        break
         except sd.PortAudioError as exc:
             raise MicrophoneError(
                 f"the microphone failed: {exc}; check that it is connected and not used by another program"

@@ -38,14 +38,13 @@ def half_block_cells(image: Any | Path | str, columns: int, rows: int) -> list[l
     w, h = fit(source.width, source.height, columns, rows)
     if w == 0:
         return []
-    small = source.resize((w, h), Image.Resampling.BOX)
-    pixels = list(small.getdata())
-    cells: list[list[Cell]] = []
-    for y in range(0, h, 2):
-        upper = pixels[y * w : (y + 1) * w]
-        lower = pixels[(y + 1) * w : (y + 2) * w]
-        cells.append([(tuple(a), tuple(b)) for a, b in zip(upper, lower)])  # type: ignore[misc]
-    return cells
+    data = source.resize((w, h), Image.Resampling.BOX).tobytes()
+
+    def pixel(x: int, y: int) -> RGB:
+        i = 3 * (y * w + x)
+        return data[i], data[i + 1], data[i + 2]
+
+    return [[(pixel(x, y), pixel(x, y + 1)) for x in range(w)] for y in range(0, h, 2)]
 
 
 def level_bar(levels: list[float]) -> str:
