@@ -151,3 +151,38 @@ async def test_record_toggle_reports_microphone_errors(error: Exception) -> None
         await pilot.click(RecordToggle)
         await wait_until(pilot, lambda: bool(app.results))
         assert app.results == [NO_DEVICE] and not app.query_one(RecordToggle).recording
+
+
+class PickerApp(App):
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.picked: list[Path] = []
+
+    def compose(self) -> ComposeResult:
+        from g3chat.tui.widgets.media_file_tree import MediaFileTree
+
+        yield MediaFileTree(self.root)
+
+    def on_directory_tree_file_selected(self, event) -> None:
+        self.picked.append(event.path)
+
+
+async def test_file_picker_lists_only_folders_and_media(tmp_path: Path) -> None:
+    from g3chat.tui.widgets.media_file_tree import MediaFileTree
+
+    mf.image(tmp_path / "cat.png", "PNG")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    mf.wav(tmp_path / "memo.wav", mf.tone(0.1, 16000), 16000)
+    app = PickerApp(tmp_path)
+    async with app.run_test() as pilot:
+        tree = app.query_one(MediaFileTree)
+        await wait_until(pilot, lambda: len(tree.root.children) > 0)
+        names = sorted(str(node.label) for node in tree.root.children)
+        assert names == ["cat.png", "memo.wav", "sub"]
+        cat = next(node for node in tree.root.children if str(node.label) == "cat.png")
+        tree.select_node(cat)
+        await wait_until(pilot, lambda: bool(app.picked))
+        assert app.picked == [tmp_path / "cat.png"]
