@@ -24,7 +24,12 @@ class MediaProblem:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a loaded model is, for headers, ``--json`` and history rows."""
+    """What a loaded model is, for headers, ``--json`` and history rows.
+
+    ``engine`` says which engine serves it: ``"llama.cpp"`` (in this process), ``"remote"`` (an
+    OpenAI-compatible server at ``base_url``) or ``"fake"``. For a remote model ``path`` is None and
+    ``n_ctx`` is 0 when the server does not say how large its context window is.
+    """
 
     name: str
     path: str | None
@@ -34,9 +39,16 @@ class ModelInfo:
     chat_format: str | None = None
     load_s: float = 0.0
     is_test_model: bool = False
+    engine: str = "llama.cpp"
+    base_url: str | None = None
     projector: str | None = None  # the mmproj file's name when one is loaded
     vision: bool = False
     audio: bool = False
+
+    @property
+    def engine_label(self) -> str:
+        """A short description for a header: ``llama.cpp`` or ``remote http://host:8080/v1``."""
+        return f"{self.engine} {self.base_url}" if self.base_url else self.engine
 
 
 @runtime_checkable

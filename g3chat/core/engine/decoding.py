@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from g3chat.core.engine.kv import KVSession
-from g3chat.core.engine.speculative import PromptLookupDrafter
+from g3chat.core.engine.speculative import DRAFT_SIZES, DraftPolicy, FixedDraft, PromptLookupDrafter
 
 
 class StopMatcher:
@@ -40,26 +41,36 @@ class StopMatcher:
         return out
 
 
-def sample_tokens(kv: KVSession, sampler: Any, drafter: PromptLookupDrafter | None) -> Iterator[int]:
+def sample_tokens(
+    kv: KVSession,
+    sampler: Any,
+    drafter: PromptLookupDrafter | None,
+    policy: DraftPolicy | FixedDraft | None = None,
+) -> Iterator[int]:
     """Sampled tokens, one at a time, after a prefill left the last prompt position's logits ready.
 
     Every yielded token is one the sampler drew from the model's distribution at its position, one draw
-    per token in order, exactly as without speculation. With a drafter, a guessed continuation is evaluated
-    in one batch and kept up to the first token the sampler disagrees with. When the consumer stops, the
-    KV cache holds exactly the tokens it was handed (the last one excepted if it was never evaluated).
+    per token in order, exactly as without speculation. With a drafter, a guessed continuation (as long as
+    ``policy`` finds worth its cost) is evaluated in one batch and kept up to the first token the sampler
+    disagrees with. When the consumer stops, the KV cache holds exactly the tokens it was handed (the last
+    one excepted if it was never evaluated).
     """
     llm = kv.llm
     ctx = llm._ctx
     room = llm.n_ctx() - 1
     committed = llm.n_tokens
+    if drafter is not None and policy is None:
+        policy = DraftPolicy()
     try:
         token = sampler.sample(ctx, -1)
         while True:
             yield token
             draft: list[int] = []
-            if drafter is not None:
+            if drafter is not None and policy is not None:
                 drafter.append(token)
-                draft = drafter.propose()[: max(0, room - llm.n_tokens - 1)]
+                proposal = drafter.propose(min(DRAFT_SIZES[-1], room - llm.n_tokens - 1))
+                draft = proposal[: policy.choose(len(proposal))]
+            started = time.perf_counter()
             base = llm.n_tokens
             kv.decode([token, *draft], all_logits=bool(draft))
             committed = base + 1
@@ -72,12 +83,15 @@ def sample_tokens(kv: KVSession, sampler: Any, drafter: PromptLookupDrafter | No
                 committed += 1
                 drafter.append(guess)  # type: ignore[union-attr]
                 yield guess
-            if draft:
-                kept = committed - base - 1
-                drafter.feedback(len(draft), kept)  # type: ignore[union-attr]
-                if kept < len(draft):
-                    kv.truncate(committed)
+            if draft and committed - base - 1 < len(draft):
+                kv.truncate(committed)
             token = following if following is not None else sampler.sample(ctx, len(draft))
+            if policy is not None:
+                kept = committed - base - 1
+                policy.record(len(draft), time.perf_counter() - started, kept)
+                if draft:
+                    drafter.proposed += len(draft)  # type: ignore[union-attr]
+                    drafter.accepted += kept  # type: ignore[union-attr]
     finally:
         if llm.n_tokens > committed:
             kv.truncate(committed)

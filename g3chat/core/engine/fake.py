@@ -76,6 +76,7 @@ class FakeEngine:
             architecture="fake",
             vision=self.vision,
             audio=self.audio,
+            engine="fake",
         )
         return self._info
 

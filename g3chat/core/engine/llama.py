@@ -29,7 +29,7 @@ from g3chat.core.engine.decoding import StopMatcher, sample_tokens
 from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.native_log import native_log
 from g3chat.core.engine.projector import GEMMA3N_AUDIO, MediaChunk, MediaItem, Projector
-from g3chat.core.engine.speculative import PromptLookupDrafter
+from g3chat.core.engine.speculative import DraftPolicy, FixedDraft, PromptLookupDrafter
 from g3chat.core.engine.state_cache import StateCache
 from g3chat.core.errors import ContextOverflowError, EngineError, MediaError, ModelFileError
 from g3chat.core.gguf_file import inspect_gguf
@@ -80,7 +80,7 @@ class LlamaCppEngine:
         swa_full: bool = True,
         flash_attn: bool = True,
         speculative: bool = True,
-        max_draft: int = 16,
+        draft_length: int | None = None,
         state_dir: Path | None = None,
         state_memory_mb: int = 512,
         state_disk_mb: int = 2048,
@@ -99,7 +99,7 @@ class LlamaCppEngine:
         self.swa_full = swa_full
         self.flash_attn = flash_attn
         self.speculative = speculative
-        self.max_draft = max_draft
+        self.draft_length = draft_length  # None: chosen per step from measured costs (DraftPolicy)
         self.state_dir = state_dir
         self.state_memory_mb = state_memory_mb
         self.state_disk_mb = state_disk_mb
@@ -405,8 +405,9 @@ class LlamaCppEngine:
             else:
                 if self.speculative:
                     # media placeholders are not tokens: never propose them
-                    drafter = PromptLookupDrafter([t for t in tokens if t >= 0], max_draft=self.max_draft)
-                generator = sample_tokens(self._kv, self._sampler(params), drafter)
+                    drafter = PromptLookupDrafter([t for t in tokens if t >= 0])
+                policy = FixedDraft(self.draft_length) if self.draft_length is not None else DraftPolicy()
+                generator = sample_tokens(self._kv, self._sampler(params), drafter, policy)
                 try:
                     for token in generator:
                         if cancel is not None and cancel.is_set():
