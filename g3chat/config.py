@@ -134,6 +134,13 @@ class EngineSettings:
             "Memory budget for KV states of recent conversations (fast switching); 0 disables.", _between(0)
         ),
     )
+    mmproj: str = field(
+        default="",
+        metadata=_doc(
+            "Vision/audio projector (mmproj GGUF) for attachments; empty looks for one beside the model "
+            "(mmproj*.gguf)."
+        ),
+    )
     swa_full: bool = field(
         default=True,
         metadata=_doc(

@@ -70,6 +70,10 @@ class Paths:
         """Models g3chat manages itself (the offline test model, local copies)."""
         return _ensure(self.data_root / "models")
 
+    def media_dir(self) -> Path:
+        """Attachments (images, audio), stored once each under their sha256; history rows point here."""
+        return _ensure(self.data_root / "media")
+
     def kv_cache_dir(self) -> Path:
         """Saved KV states of long conversations (safe to delete at any time)."""
         return self.cache_root / "kv"
@@ -80,6 +84,7 @@ class Paths:
             "history database": str(self.db_file),
             "user themes": str(self.config_root / "themes"),
             "models": str(self.data_root / "models"),
+            "attachments": str(self.data_root / "media"),
             "cache": str(self.cache_root),
             "saved KV states": str(self.cache_root / "kv"),
         }

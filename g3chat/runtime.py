@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from g3chat.config import Settings, load_settings
 from g3chat.core.engine.base import Engine
 from g3chat.core.errors import ConfigError, InputError
-from g3chat.core.models.resolve import PullOffer, Resolution, ResolvedModel, resolve_model
+from g3chat.core.media.store import MediaStore
+from g3chat.core.models.resolve import PullOffer, Resolution, ResolvedModel, locate_projector, resolve_model
 from g3chat.core.store import Store
 from g3chat.paths import Paths
 
@@ -34,6 +35,9 @@ class Runtime:
     def open_store(self) -> Store:
         self.paths.data_dir()
         return Store(self.paths.db_file)
+
+    def media_store(self) -> MediaStore:
+        return MediaStore(self.paths.media_dir())
 
     def model_manager(self) -> ModelManager:
         """The model manager over the shared HF cache (HF_HUB_CACHE / HF_HOME), read from the environment."""
@@ -100,13 +104,15 @@ class Runtime:
         verbose: bool = False,
         on_offer: Callable[[PullOffer], ResolvedModel] | None = None,
         verify_progress: Callable[[str], None] | None = None,
+        mmproj: str | None = None,
     ) -> tuple[Engine, str | None]:
         """The engine to run (not yet loaded) and a one-line notice to show, if any.
 
         With ``server`` or ``engine.base_url`` set: a RemoteEngine, and ``model`` names the server's model.
         Otherwise llama.cpp in this process on the GGUF that ``model`` (or the config) resolves to; when no
         model is installed, ``on_offer`` decides about pulling the recommended one (without it: an error
-        naming the command).
+        naming the command). The projector (mmproj) for attachments is ``mmproj``, else ``engine.mmproj``,
+        else the one the model manager found, else a single ``mmproj*.gguf`` beside the model.
         """
         url = self.server_url(server)
         if url:
@@ -116,6 +122,10 @@ class Runtime:
             if on_offer is None:
                 raise InputError(f"no model is installed: run 'g3chat models pull {resolution.variant}'")
             resolution = on_offer(resolution)
+        projector = locate_projector(
+            resolution.path, mmproj, self.settings.engine.mmproj, resolution.projector
+        )
+        resolution = replace(resolution, projector=projector)
         engine = self.make_engine(resolution, n_ctx=n_ctx, threads=threads, verbose=verbose)
         return engine, resolution.notice
 
@@ -158,4 +168,5 @@ class Runtime:
             verbose=verbose,
             name=resolved.name,
             is_test_model=resolved.is_test_model,
+            mmproj=resolved.projector,
         )

@@ -87,6 +87,23 @@ def ask(
     yes: bool = typer.Option(
         False, "--yes", "-y", help="With no model installed, download the recommended one without asking."
     ),
+    image: list[str] = typer.Option(
+        [], "--image", "-i", help="Attach an image (PNG, JPEG, WebP, GIF, BMP, TIFF); repeatable."
+    ),
+    audio: list[str] = typer.Option(
+        [], "--audio", help="Attach an audio file (WAV, FLAC, MP3, OGG); repeatable."
+    ),
+    video: list[str] = typer.Option([], "--video", help="Attach frames of a video (1 per second, capped)."),
+    mic: bool = typer.Option(False, "--mic", help="Record from the microphone and attach the recording."),
+    seconds: float | None = typer.Option(
+        None,
+        "--seconds",
+        min=0.5,
+        help="With --mic: record at most this long (default 30; stops on silence).",
+    ),
+    mmproj: str | None = typer.Option(
+        None, "--mmproj", help="Projector GGUF (mmproj) for images/audio; default: found beside the model."
+    ),
     verbose: bool = VERBOSE,
 ) -> int:
     """Answer once, streaming to stdout."""
@@ -113,6 +130,12 @@ def ask(
             plain=plain,
             verbose=verbose,
             yes=yes,
+            images=list(image),
+            audio=list(audio),
+            videos=list(video),
+            mic=mic,
+            seconds=seconds,
+            mmproj=mmproj,
         )
     )
 

@@ -9,15 +9,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from g3chat.cli.output import AnswerWriter, choose_writer
 from g3chat.core.chat import Turn
-from g3chat.core.errors import InputError
+from g3chat.core.errors import G3ChatError, InputError, ModelFileError
 from g3chat.core.models.resolve import PullOffer, ResolvedModel
 from g3chat.core.store import Conversation, Store
-from g3chat.core.types import GenerationParams, Message, TextDelta, user
+from g3chat.core.types import AttachmentPart, GenerationParams, Message, TextDelta, user
 from g3chat.runtime import Runtime
 
 TITLE_LENGTH = 60
@@ -44,9 +45,19 @@ class AskOptions:
     plain: bool = False
     verbose: bool = False
     yes: bool = False
+    images: list[str] = field(default_factory=list)
+    audio: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
+    mic: bool = False
+    seconds: float | None = None
+    mmproj: str | None = None
+
+    @property
+    def has_attachments(self) -> bool:
+        return bool(self.images or self.audio or self.videos or self.mic)
 
 
-def read_prompt(prompt: str | None, stdin: Any = None) -> str:
+def read_prompt(prompt: str | None, stdin: Any = None, *, allow_empty: bool = False) -> str:
     """The prompt from the argument and piped stdin (stdin is appended to a given prompt as context)."""
     stream = sys.stdin if stdin is None else stdin
     piped = ""
@@ -58,7 +69,7 @@ def read_prompt(prompt: str | None, stdin: Any = None) -> str:
     if prompt is not None and piped.strip():
         return f"{prompt}\n\n{piped.rstrip()}"
     text = prompt if prompt is not None else piped
-    if not text.strip():
+    if not text.strip() and not allow_empty:
         raise InputError("no prompt: pass one as an argument or pipe text on stdin")
     return text
 
@@ -130,19 +141,48 @@ def _pull_offer(runtime: Runtime, yes: bool) -> Callable[[PullOffer], ResolvedMo
 
 def run_ask(opts: AskOptions) -> int:
     runtime = Runtime.from_env()
-    prompt = read_prompt(opts.prompt)
+    prompt = read_prompt(opts.prompt, allow_empty=opts.has_attachments)
     params = sampling(runtime, opts)
+    if opts.mmproj and not Path(opts.mmproj).expanduser().exists():
+        raise ModelFileError(f"{opts.mmproj}: no such projector file")  # before recording, not after
+    attachments = _attachments(runtime, opts)
     needs_store = opts.save or opts.continue_last or opts.chat_id is not None
     store = runtime.open_store() if needs_store else None
     try:
-        return _run(runtime, store, prompt, params, opts)
+        return _run(runtime, store, prompt, params, opts, attachments)
     finally:
         if store is not None:
             store.close()
 
 
+def _attachments(runtime: Runtime, opts: AskOptions) -> list[AttachmentPart]:
+    if not opts.has_attachments:
+        return []
+    from g3chat.cli.attachments import collect_files, record_mic
+
+    media = runtime.media_store()
+    parts = collect_files(media, opts.images, opts.audio, opts.videos)
+    if opts.mic:
+        stop = threading.Event()
+        with sigint_cancels(stop):
+            parts.append(record_mic(media, opts.seconds, stop))
+    return parts
+
+
+def _title(prompt: str, attachments: list[AttachmentPart]) -> str:
+    text = " ".join(prompt.split())
+    if not text:
+        text = ", ".join(dict.fromkeys(p.source or p.name for p in attachments))
+    return text[:TITLE_LENGTH]
+
+
 def _run(
-    runtime: Runtime, store: Store | None, prompt: str, params: GenerationParams, opts: AskOptions
+    runtime: Runtime,
+    store: Store | None,
+    prompt: str,
+    params: GenerationParams,
+    opts: AskOptions,
+    attachments: list[AttachmentPart],
 ) -> int:
     conversation = _conversation(store, opts)
     if runtime.server_url(opts.server) and (opts.ctx is not None or opts.threads is not None):
@@ -155,6 +195,7 @@ def _run(
         verbose=opts.verbose,
         on_offer=_pull_offer(runtime, opts.yes),
         verify_progress=_verifying,
+        mmproj=opts.mmproj,
     )
     if notice:
         sys.stderr.write(f"g3chat: {notice}\n")
@@ -179,15 +220,18 @@ def _run(
     elif system_prompt.strip():
         history = [Message.text_message("system", system_prompt)]
 
+    question = user(prompt, attachments)
     if opts.save and store is not None:
         if conversation is None:
-            title = " ".join(prompt.split())[:TITLE_LENGTH]
+            title = _title(prompt, attachments)
             conversation = store.create_conversation(title, model=info.name, system_prompt=system_prompt)
         conversation_id = conversation.id
-        store.add_message(conversation_id, "user", prompt)  # committed before generation starts
+        store.add_message(conversation_id, "user", question.parts)  # committed before generation starts
     elif conversation is not None:
         conversation_id = conversation.id  # read, not written (--no-save)
-    messages = [*history, user(prompt)]
+    messages = [*history, question]
+    if attachments:
+        _check_attachments(engine, info.name, history, question, opts, conversation_id)
 
     cancel = threading.Event()
     turn = Turn(
@@ -237,6 +281,8 @@ def _run(
                 else None,
             },
         }
+        if attachments:
+            payload["attachments"] = [part.to_json() for part in attachments]
         if info.base_url:
             payload["server"] = info.base_url
         if result.error:
@@ -252,3 +298,36 @@ def _run(
         sys.stderr.write(f"g3chat: {result.error}{kept}\n")
         return 1
     return 0
+
+
+def _check_attachments(
+    engine: Any,
+    model: str,
+    history: list[Message],
+    question: Message,
+    opts: AskOptions,
+    conversation_id: int | None,
+) -> None:
+    """Say what the video frames cost; refuse (the message stays saved) what the model cannot take."""
+    from g3chat.core.media import support
+
+    frames = [p for p in question.attachments if p.source is not None]
+    try:
+        support.check_sendable(engine, question)
+    except G3ChatError as exc:
+        engine.close()
+        if opts.json_output:
+            payload = {
+                "text": "",
+                "model": model,
+                "conversation_id": conversation_id,
+                "finish_reason": None,
+                "attachments": [p.to_json() for p in question.attachments],
+                "error": str(exc),
+            }
+            sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        raise
+    if frames:
+        cost = support.token_cost(engine, history, question)
+        sources = ", ".join(dict.fromkeys(p.source or "" for p in frames))
+        sys.stderr.write(f"g3chat: {sources}: {len(frames)} frames, {cost:,} prompt tokens\n")

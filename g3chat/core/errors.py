@@ -39,6 +39,18 @@ class NotFoundError(InputError):
     """A conversation or message id that does not exist."""
 
 
+class MediaError(InputError):
+    """An attachment that cannot be used: missing, a directory, corrupt, not media, too large."""
+
+
+class MediaUnsupportedError(InputError):
+    """The loaded model cannot take this kind of attachment (no projector, or no audio encoder)."""
+
+
+class MicrophoneError(G3ChatError):
+    """Recording failed: no PortAudio library, no input device, or the device reported an error."""
+
+
 # ------------------------------------------------------------------ OpenAI-compatible servers (RemoteEngine)
 
 

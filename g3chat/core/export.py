@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from g3chat.core.store import Conversation, StoredMessage
-from g3chat.core.types import TextPart, parts_to_json
+from g3chat.core.types import AttachmentPart, TextPart, parts_to_json
 
 _ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -27,6 +27,8 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
         for part in message.parts:
             if isinstance(part, TextPart):
                 lines.append(part.text.strip())
+            elif isinstance(part, AttachmentPart):
+                lines.append(f"_[{part.kind}: {part.label}]_")
             else:
                 lines.append(f"_[{part.type} attachment]_")
         lines.append("")

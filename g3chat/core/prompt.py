@@ -7,6 +7,13 @@ as placeholders and are substituted afterwards; a template that mangles the plac
 rendering the real text as one special-enabled segment, as llama.cpp itself would (the substituted result
 is checked against a direct render every time).
 
+Attachments travel the same way: each becomes a marker (private-use characters and a per-render nonce, so
+no text a person typed can forge one) inside its message's content, and every marker in the rendered
+prompt becomes a *media segment* carrying the attachment; the engine turns media segments into the
+projector's chunks, or into a short text note when the model cannot take them. A message's attachments
+come before its text, as in Gemma's own prompts; a video frame is introduced by its time
+(``clip.mp4 @ 0:03:``).
+
 Before rendering, history is normalized for Gemma's strict user/model alternation: system messages are
 merged into one leading system message (the template folds it into the first user turn) and consecutive
 messages of the same role are merged (e.g. a user message whose answer failed, followed by another).
@@ -15,12 +22,13 @@ messages of the same role are merged (e.g. a user message whose answer failed, f
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from g3chat.core.types import Message
+from g3chat.core.types import AttachmentPart, Message, TextPart
 
 BOS_TEXT = "<bos>"
 START_OF_TURN = "<start_of_turn>"
@@ -34,9 +42,53 @@ _PLACEHOLDER_RE = re.compile("\ue000(\\d+)\ue001")
 class Segment:
     text: str
     special: bool  # True: template text (control tokens parsed); False: people's text (literal)
+    media: AttachmentPart | None = None  # a media segment (``text`` is then its marker)
 
 
-def normalize(messages: Sequence[Message]) -> list[tuple[str, str]]:
+class MediaMarks:
+    """Markers for the attachments of one render, and the split of rendered segments at them."""
+
+    def __init__(self) -> None:
+        self.nonce = secrets.token_hex(6)
+        self.parts: list[AttachmentPart] = []
+        self._re = re.compile(f"\ue002{self.nonce}:(\\d+)\ue003")
+
+    def mark(self, part: AttachmentPart) -> str:
+        self.parts.append(part)
+        return f"\ue002{self.nonce}:{len(self.parts) - 1}\ue003"
+
+    def split(self, segments: list[Segment]) -> list[Segment]:
+        if not self.parts:
+            return segments
+        out: list[Segment] = []
+        for seg in segments:
+            position = 0
+            for match in self._re.finditer(seg.text):
+                if match.start() > position:
+                    out.append(Segment(seg.text[position : match.start()], seg.special))
+                out.append(Segment(match.group(0), False, self.parts[int(match.group(1))]))
+                position = match.end()
+            if position < len(seg.text):
+                out.append(Segment(seg.text[position:], seg.special))
+        return out
+
+
+def content(message: Message, marks: MediaMarks | None = None) -> str:
+    """A message's text with its attachments' markers first (attachments are left out without marks)."""
+    text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
+    if marks is None or message.role == "system":
+        return text
+    media = []
+    for part in message.attachments:
+        label = f"{part.label}:\n" if part.timestamp is not None else ""
+        media.append(label + marks.mark(part))
+    if not media:
+        return text
+    block = "\n".join(media)
+    return f"{block}\n\n{text.strip()}" if text.strip() else block
+
+
+def normalize(messages: Sequence[Message], marks: MediaMarks | None = None) -> list[tuple[str, str]]:
     """(role, text) pairs: one leading system message at most, then alternating user/assistant."""
     system_texts = [m.text for m in messages if m.role == "system" and m.text.strip()]
     turns: list[list[str]] = []
@@ -45,10 +97,10 @@ def normalize(messages: Sequence[Message]) -> list[tuple[str, str]]:
         if m.role == "system":
             continue
         if roles and roles[-1] == m.role:
-            turns[-1].append(m.text)
+            turns[-1].append(content(m, marks))
         else:
             roles.append(m.role)
-            turns.append([m.text])
+            turns.append([content(m, marks)])
     if roles and roles[0] == "assistant":
         roles.insert(0, "user")
         turns.insert(0, [""])
@@ -68,7 +120,8 @@ class GemmaTurnFormat:
         self.bos_text = bos_text
 
     def segments(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[Segment]:
-        pairs = normalize(messages)
+        marks = MediaMarks()
+        pairs = normalize(messages, marks)
         prefix = ""
         if pairs and pairs[0][0] == "system":
             prefix = pairs[0][1]
@@ -92,7 +145,7 @@ class GemmaTurnFormat:
             out.append(Segment(f"{END_OF_TURN}\n", True))
         if add_generation_prompt:
             out.append(Segment(f"{START_OF_TURN}model\n", True))
-        return _merge(out)
+        return marks.split(_merge(out))
 
 
 class JinjaChatTemplate:
@@ -125,7 +178,8 @@ class JinjaChatTemplate:
         )
 
     def segments(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[Segment]:
-        pairs = normalize(messages)
+        marks = MediaMarks()
+        pairs = normalize(messages, marks)
         # Whitespace around each content stays outside its placeholder, so a template that trims content
         # trims it and one that keeps it keeps it (as template text: whitespace tokenizes the same way).
         masked: list[tuple[str, str]] = []
@@ -151,8 +205,8 @@ class JinjaChatTemplate:
         # then render the real text as one special-enabled segment, as llama.cpp itself would.
         direct = self.render(pairs, add_generation_prompt)
         if render_text(out) != direct:
-            return [Segment(direct, True)]
-        return _merge(out)
+            return marks.split([Segment(direct, True)])
+        return marks.split(_merge(out))
 
 
 ChatFormat = GemmaTurnFormat | JinjaChatTemplate

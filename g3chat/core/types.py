@@ -6,7 +6,7 @@ later without a schema change. Parts of a type this version does not know are ke
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,12 +39,80 @@ class OpaquePart:
         return dict(self.data)
 
 
-Part = TextPart | OpaquePart
+MediaKind = Literal["image", "audio"]
+MEDIA_KINDS: tuple[str, ...] = ("image", "audio")
+
+
+@dataclass(frozen=True)
+class AttachmentPart:
+    """An image or audio clip stored content-addressed in the data dir (see g3chat.core.media.store).
+
+    ``path`` is the stored file (normalized: RGB PNG/JPEG for images, 16 kHz mono 16-bit WAV for audio),
+    ``name`` the file name the user attached. A video attachment becomes one image part per sampled frame,
+    each with the video's name as ``source`` and the frame's time in seconds as ``timestamp``.
+    """
+
+    kind: MediaKind
+    name: str
+    mime: str
+    path: str
+    sha256: str
+    size: int
+    width: int | None = None  # images
+    height: int | None = None
+    sample_rate: int | None = None  # audio
+    duration_s: float | None = None
+    source: str | None = None  # video frames: the video's file name ...
+    timestamp: float | None = None  # ... and the frame's time in seconds
+
+    @property
+    def type(self) -> str:
+        return self.kind
+
+    @property
+    def label(self) -> str:
+        """How people see it: ``cat.png``, ``clip.mp4 @ 0:03``."""
+        if self.source is not None and self.timestamp is not None:
+            minutes, seconds = divmod(int(self.timestamp), 60)
+            return f"{self.source} @ {minutes}:{seconds:02d}"
+        return self.name
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.kind}
+        for name in _ATTACHMENT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AttachmentPart | None:
+        """None when ``data`` is not a well-formed attachment (it is then kept as an OpaquePart)."""
+        kind = data.get("type")
+        required = ("name", "mime", "path", "sha256")
+        if kind not in MEDIA_KINDS or not all(isinstance(data.get(k), str) for k in required):
+            return None
+        if not isinstance(data.get("size"), int):
+            return None
+        values = {name: data.get(name) for name in _ATTACHMENT_FIELDS}
+        return cls(kind=kind, **values)  # type: ignore[arg-type]
+
+
+_ATTACHMENT_FIELDS = (
+    "name", "mime", "path", "sha256", "size", "width", "height", "sample_rate", "duration_s", "source",
+    "timestamp",
+)  # fmt: skip
+
+Part = TextPart | AttachmentPart | OpaquePart
 
 
 def part_from_json(data: dict[str, Any]) -> Part:
     if data.get("type") == "text" and isinstance(data.get("text"), str):
         return TextPart(data["text"])
+    if data.get("type") in MEDIA_KINDS:
+        attachment = AttachmentPart.from_json(data)
+        if attachment is not None:
+            return attachment
     return OpaquePart(dict(data))
 
 
@@ -71,9 +139,17 @@ class Message:
     def text(self) -> str:
         return "".join(p.text for p in self.parts if isinstance(p, TextPart))
 
+    @property
+    def attachments(self) -> tuple[AttachmentPart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, AttachmentPart))
 
-def user(text: str) -> Message:
-    return Message.text_message("user", text)
+
+def user(text: str, attachments: Sequence[AttachmentPart] = ()) -> Message:
+    """A user message: its attachments first (Gemma reads the image before the question), then text."""
+    parts: list[Part] = list(attachments)
+    if text or not parts:
+        parts.append(TextPart(text))
+    return Message("user", tuple(parts))
 
 
 def assistant(text: str) -> Message:

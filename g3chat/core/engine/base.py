@@ -7,7 +7,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from g3chat.core.types import EngineEvent, GenerationParams, Message
+from g3chat.core.types import AttachmentPart, EngineEvent, GenerationParams, Message
+
+NO_VISION = "this model has no vision projector"
+NO_AUDIO = "this model has no audio projector"
+MMPROJ_FIX = "pass --mmproj PATH, the model's mmproj GGUF, to use {kind}s"
+
+
+@dataclass(frozen=True)
+class MediaProblem:
+    """Why an engine cannot take an attachment, and what would fix it (empty when nothing would)."""
+
+    reason: str
+    fix: str = ""
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,9 @@ class ModelInfo:
     is_test_model: bool = False
     engine: str = "llama.cpp"
     base_url: str | None = None
+    projector: str | None = None  # the mmproj file's name when one is loaded
+    vision: bool = False
+    audio: bool = False
 
     @property
     def engine_label(self) -> str:
@@ -58,5 +73,10 @@ class Engine(Protocol):
     ) -> Iterator[EngineEvent]: ...
 
     def count_tokens(self, messages: Sequence[Message]) -> int: ...
+
+    def media_problem(self, part: AttachmentPart) -> MediaProblem | None:
+        """None when the loaded model can take ``part``; otherwise why not. Attachments it cannot take
+        stay in the history and reach the model as a short text note instead."""
+        ...
 
     def close(self) -> None: ...

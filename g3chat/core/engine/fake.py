@@ -7,9 +7,17 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 
-from g3chat.core.engine.base import ModelInfo
+from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.errors import EngineError
-from g3chat.core.types import EngineEvent, Finished, GenerationParams, Message, TextDelta, Usage
+from g3chat.core.types import (
+    AttachmentPart,
+    EngineEvent,
+    Finished,
+    GenerationParams,
+    Message,
+    TextDelta,
+    Usage,
+)
 
 
 class FakeEngine:
@@ -20,8 +28,20 @@ class FakeEngine:
     last user message. ``delay`` sleeps between pieces so tests can cancel mid-stream.
     """
 
-    def __init__(self, *, delay: float = 0.0, n_ctx: int = 4096, load_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        n_ctx: int = 4096,
+        load_delay: float = 0.0,
+        vision: bool = False,
+        audio: bool = False,
+        tokens_per_media: int = 256,
+    ) -> None:
         self.delay = delay
+        self.vision = vision
+        self.audio = audio
+        self.tokens_per_media = tokens_per_media
         self.load_delay = load_delay
         self.n_ctx = n_ctx
         self._queue: deque[list[str] | Exception] = deque()
@@ -49,11 +69,27 @@ class FakeEngine:
             time.sleep(self.load_delay)
         if self.load_error is not None:
             raise self.load_error
-        self._info = ModelInfo(name="fake", path=None, n_ctx=self.n_ctx, architecture="fake", engine="fake")
+        self._info = ModelInfo(
+            name="fake",
+            path=None,
+            n_ctx=self.n_ctx,
+            architecture="fake",
+            vision=self.vision,
+            audio=self.audio,
+            engine="fake",
+        )
         return self._info
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
-        return sum(len(m.text.split()) + 4 for m in messages)
+        media = sum(1 for m in messages for p in m.attachments if self.media_problem(p) is None)
+        return sum(len(m.text.split()) + 4 for m in messages) + media * self.tokens_per_media
+
+    def media_problem(self, part: AttachmentPart) -> MediaProblem | None:
+        if part.kind == "image" and not self.vision:
+            return MediaProblem(NO_VISION, MMPROJ_FIX.format(kind="image"))
+        if part.kind == "audio" and not self.audio:
+            return MediaProblem(NO_AUDIO, MMPROJ_FIX.format(kind="audio"))
+        return None
 
     def stream_chat(
         self,

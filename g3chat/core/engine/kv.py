@@ -1,7 +1,11 @@
 """The KV cache of one llama.cpp context: what it holds, what a new prompt can keep, saved states.
 
 g3chat uses sequence 0 of the context. ``llm.input_ids[:llm.n_tokens]`` always lists exactly the tokens
-whose keys and values the cache holds; every method here keeps that true.
+whose keys and values the cache holds; every method here keeps that true. Positions filled by an image or
+audio chunk hold that chunk's placeholder ids (negative, derived from the media's sha256: see
+engine/projector.py), so prefix matching and saved states treat media like text. A media chunk is only
+ever kept or dropped whole: ``prepare`` never keeps a prefix that ends inside one (its embeddings were
+decoded together, non-causally for Gemma's images, and mtmd can only evaluate whole chunks).
 """
 
 from __future__ import annotations
@@ -54,14 +58,25 @@ class KVSession:
         llm.n_tokens = 0
         return False
 
+    def append_placeholders(self, ids: Sequence[int], n_after: int) -> None:
+        """Record a media chunk that mtmd just decoded after the cached tokens (now ``n_after`` of them)."""
+        llm = self.llm
+        n_past = llm.n_tokens
+        if n_after - n_past != len(ids):
+            self.truncate(n_past)
+            raise RuntimeError(f"a media chunk took {n_after - n_past} positions, expected {len(ids)}")
+        llm.input_ids[n_past:n_after] = ids
+        llm.n_tokens = n_after
+
     # ------------------------------------------------------------------------------- prompt reuse
 
-    def prepare(self, prompt: Sequence[int]) -> int:
+    def prepare(self, prompt: Sequence[int], spans: Sequence[tuple[int, int]] = ()) -> int:
         """Make the cache hold the longest usable prefix of ``prompt``; return its length.
 
         The live cache is kept as far as it matches. When a saved state matches further, the live one is
         saved first (so switching back to it is cheap too) and the saved one restored. At least the last
-        prompt token is always left to evaluate, so its logits are fresh.
+        prompt token is always left to evaluate, so its logits are fresh. ``spans`` are the prompt's media
+        chunks as (start, end) positions: a kept prefix never ends strictly inside one.
         """
         live = self.common_prefix(prompt)
         self.restored = 0
@@ -78,6 +93,9 @@ class KVSession:
             elif self.llm.n_tokens - live > MIN_RESTORE_GAIN:
                 self.stash()  # about to discard a long tail: keep it for a later switch back
         keep = min(live, len(prompt) - 1)
+        for start, end in spans:
+            if start < keep < end:
+                keep = start
         if keep > 0 and not self._window_allows(keep):
             keep = 0
         if keep <= 0 or not self.truncate(keep):

@@ -4,6 +4,10 @@ One :class:`LlamaCppEngine` owns one ``llama_cpp.Llama``. A turn renders the con
 model's chat template (see :mod:`g3chat.core.prompt`), evaluates only the part of the prompt the KV cache
 does not already hold, then samples token by token, checking the cancel event after every token and
 between prompt batches.
+
+With a projector (``mmproj``) attachments become media chunks evaluated by llama.cpp's mtmd between the
+prompt's text batches (see :mod:`g3chat.core.engine.projector`); attachments the model cannot take reach
+it as a short text note and stay in the history.
 """
 
 from __future__ import annotations
@@ -16,19 +20,22 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from g3chat.core.engine.base import ModelInfo
+from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.engine.decoding import StopMatcher, sample_tokens
 from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.native_log import native_log
+from g3chat.core.engine.projector import GEMMA3N_AUDIO, MediaChunk, MediaItem, Projector
 from g3chat.core.engine.speculative import DraftPolicy, FixedDraft, PromptLookupDrafter
 from g3chat.core.engine.state_cache import StateCache
-from g3chat.core.errors import ContextOverflowError, EngineError, ModelFileError
+from g3chat.core.errors import ContextOverflowError, EngineError, MediaError, ModelFileError
 from g3chat.core.gguf_file import inspect_gguf
 from g3chat.core.prompt import ChatFormat, Segment, chat_format_for
 from g3chat.core.types import (
+    AttachmentPart,
     EngineEvent,
     Finished,
     GenerationParams,
@@ -37,6 +44,19 @@ from g3chat.core.types import (
     TextDelta,
     Usage,
 )
+
+
+@dataclass
+class PromptPlan:
+    """A rendered prompt as tokens (media chunks as placeholder ids) and where its media chunks start."""
+
+    tokens: list[int] = field(default_factory=list)
+    media: list[tuple[int, MediaChunk]] = field(default_factory=list)
+    items: list[MediaItem] = field(default_factory=list)  # keeps the chunks alive until evaluated
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        return [(start, start + chunk.n_tokens) for start, chunk in self.media]
 
 
 def default_threads() -> int:
@@ -67,8 +87,11 @@ class LlamaCppEngine:
         verbose: bool = False,
         name: str | None = None,
         is_test_model: bool = False,
+        mmproj: Path | str | None = None,
     ) -> None:
         self.model_path = Path(model_path)
+        self.mmproj = Path(mmproj) if mmproj else None
+        self._projector: Projector | None = None
         self.n_ctx_requested = n_ctx
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = n_gpu_layers
@@ -151,6 +174,16 @@ class LlamaCppEngine:
         self._stop_ids = frozenset(opener if len(opener) == 1 else ())
         self._vocab = vocab
         self._kv = KVSession(llm, self._state_cache(llm))
+        if self.mmproj is not None:
+            try:
+                self._projector = Projector(
+                    self.mmproj, llm, n_threads=self.n_threads, use_gpu=self.n_gpu_layers != 0
+                )
+            except BaseException:
+                self._llm = None
+                llm.close()
+                raise
+        projector = self._projector
         self._info = ModelInfo(
             name=self.name,
             path=str(self.model_path),
@@ -160,6 +193,9 @@ class LlamaCppEngine:
             chat_format=self._format.name,
             load_s=load_s,
             is_test_model=self.is_test_model,
+            projector=projector.path.name if projector else None,
+            vision=bool(projector and projector.vision),
+            audio=bool(projector and projector.audio),
         )
         return self._info
 
@@ -185,6 +221,9 @@ class LlamaCppEngine:
         )
 
     def close(self) -> None:
+        if self._projector is not None:
+            self._projector.close()
+            self._projector = None
         if self._llm is not None:
             self._llm.close()
         self._llm = None
@@ -204,14 +243,51 @@ class LlamaCppEngine:
         return self._format.segments(messages, add_generation_prompt=True)
 
     def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt's tokens; each media chunk's positions hold its (negative) placeholder ids."""
+        return self.plan(messages).tokens
+
+    def plan(self, messages: Sequence[Message]) -> PromptPlan:
         llm = self._require()
-        tokens: list[int] = []
+        plan = PromptPlan()
         for seg in self.segments(messages):
-            tokens.extend(llm.tokenize(seg.text.encode("utf-8"), add_bos=False, special=seg.special))
-        return tokens
+            if seg.media is None:
+                plan.tokens.extend(llm.tokenize(seg.text.encode("utf-8"), add_bos=False, special=seg.special))
+                continue
+            item = self._media_item(seg.media)
+            if item is None:
+                note = f"[{seg.media.kind} {seg.media.label}: not available to this model]"
+                plan.tokens.extend(llm.tokenize(note.encode("utf-8"), add_bos=False, special=False))
+                continue
+            plan.items.append(item)
+            for piece in item.pieces:
+                if isinstance(piece, MediaChunk):
+                    plan.media.append((len(plan.tokens), piece))
+                    plan.tokens.extend(piece.placeholders)
+                else:
+                    plan.tokens.extend(piece)
+        return plan
+
+    def _media_item(self, part: AttachmentPart) -> MediaItem | None:
+        if self._projector is None or self.media_problem(part) is not None:
+            return None
+        try:
+            return self._projector.tokenize(part)
+        except MediaError:
+            return None  # e.g. the stored file was deleted: the model gets the note instead
+
+    def media_problem(self, part: AttachmentPart) -> MediaProblem | None:
+        if self._projector is not None:
+            reason = self._projector.cannot_take(part)
+            return MediaProblem(reason) if reason else None
+        if part.kind == "image":
+            return MediaProblem(NO_VISION, MMPROJ_FIX.format(kind="image"))
+        if self._info is not None and (self._info.architecture or "").startswith("gemma3n"):
+            return MediaProblem(GEMMA3N_AUDIO)
+        return MediaProblem(NO_AUDIO, MMPROJ_FIX.format(kind="audio"))
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self.tokenize_prompt(messages))
+        """Prompt tokens including every media chunk's (256 per image for Gemma 3n)."""
+        return len(self.plan(messages).tokens)
 
     def _piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)
@@ -247,20 +323,37 @@ class LlamaCppEngine:
         assert self._kv is not None
         return self._kv.tokens()
 
-    def _prefill(self, tokens: list[int], cancel: threading.Event | None) -> Iterator[PromptProgress]:
+    def _prefill(self, plan: PromptPlan, cancel: threading.Event | None) -> Iterator[PromptProgress]:
+        """Evaluate what the cache lacks: text in batches, each media chunk whole through the projector."""
         assert self._kv is not None
         llm = self._llm
-        reuse = self._kv.prepare(tokens)
-        todo = tokens[reuse:]
+        tokens = plan.tokens
+        reuse = self._kv.prepare(tokens, plan.spans)
+        total = len(tokens) - reuse
+        report = total > self.n_batch or any(start >= reuse for start, _ in plan.media)
         self._evaluated = 0
-        for start in range(0, len(todo), self.n_batch):
+        position = reuse
+        for start, chunk in [*[m for m in plan.media if m[0] >= reuse], (len(tokens), None)]:
+            todo = tokens[position:start]
+            for offset in range(0, len(todo), self.n_batch):
+                if cancel is not None and cancel.is_set():
+                    return
+                batch = todo[offset : offset + self.n_batch]
+                llm.eval(batch)
+                self._evaluated += len(batch)
+                if report:
+                    yield PromptProgress(self._evaluated, total)
+            if chunk is None:
+                break
             if cancel is not None and cancel.is_set():
                 return
-            chunk = todo[start : start + self.n_batch]
-            llm.eval(chunk)
-            self._evaluated += len(chunk)
-            if len(todo) > self.n_batch:
-                yield PromptProgress(self._evaluated, len(todo))
+            assert self._projector is not None
+            self._kv.append_placeholders(
+                chunk.placeholders, self._projector.evaluate(llm, chunk, self.n_batch)
+            )
+            self._evaluated += chunk.n_tokens
+            position = start + chunk.n_tokens
+            yield PromptProgress(self._evaluated, total)
 
     def _sampler(self, params: GenerationParams) -> Any:
         return self._llm._init_sampler(
@@ -281,7 +374,8 @@ class LlamaCppEngine:
 
         llm = self._require()
         started = time.perf_counter()
-        tokens = self.tokenize_prompt(messages)
+        plan = self.plan(messages)
+        tokens = plan.tokens
         n_ctx = llm.n_ctx()
         if len(tokens) >= n_ctx:
             raise ContextOverflowError(
@@ -305,7 +399,7 @@ class LlamaCppEngine:
         stopper = StopMatcher(params.stop)
         drafter: PromptLookupDrafter | None = None
         try:
-            yield from self._prefill(tokens, cancel)
+            yield from self._prefill(plan, cancel)
             prompt_done = time.perf_counter()
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
@@ -313,7 +407,8 @@ class LlamaCppEngine:
                 if self.speculative == "on" or (
                     self.speculative == "auto" and params.temperature > 0 and params.seed is None
                 ):
-                    drafter = PromptLookupDrafter(tokens)
+                    # media placeholders are not tokens: never propose them
+                    drafter = PromptLookupDrafter([t for t in tokens if t >= 0])
                 policy = FixedDraft(self.draft_length) if self.draft_length is not None else DraftPolicy()
                 generator = sample_tokens(self._kv, self._sampler(params), drafter, policy)
                 try:

@@ -24,6 +24,7 @@ class NativeLog:
         self._lock = threading.Lock()
         self._last_level = 0
         self._callback = None
+        self._mtmd_routed = False
 
     def install(self, verbose: bool) -> None:
         """Route llama.cpp's logging through this object (idempotent; later calls update verbosity)."""
@@ -38,6 +39,17 @@ class NativeLog:
 
         self._callback = callback  # keep a reference: ctypes callbacks die with their Python object
         llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+    def route_mtmd(self) -> None:
+        """Send llama.cpp's multimodal library (mtmd, clip) through the same router (idempotent)."""
+        if self._callback is None:
+            self.install(self.verbose)
+        if self._mtmd_routed:
+            return
+        import llama_cpp.mtmd_cpp as mtmd
+
+        mtmd.mtmd_helper_log_set(self._callback, ctypes.c_void_p(0))  # also sets mtmd_log_set
+        self._mtmd_routed = True
 
     def _on_log(self, level: int, text: bytes) -> None:
         effective = self._last_level if level == _LEVEL_CONT else level

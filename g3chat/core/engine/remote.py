@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from g3chat.core.engine.base import ModelInfo
+from g3chat.core.engine.base import MediaProblem, ModelInfo
 from g3chat.core.engine.openai_wire import (
     NotEventStream,
     StreamState,
@@ -32,7 +32,16 @@ from g3chat.core.engine.openai_wire import (
 from g3chat.core.engine.remote_http import CancelWatch, HttpSession, normalize_base_url
 from g3chat.core.engine.remote_tokens import NOT_THERE, ServerTokenCounter, estimate_tokens
 from g3chat.core.errors import EngineError, ServerFailedError, UnknownModelError
-from g3chat.core.types import EngineEvent, Finished, FinishReason, GenerationParams, Message, TextDelta, Usage
+from g3chat.core.types import (
+    AttachmentPart,
+    EngineEvent,
+    Finished,
+    FinishReason,
+    GenerationParams,
+    Message,
+    TextDelta,
+    Usage,
+)
 
 
 class RemoteEngine:
@@ -138,6 +147,12 @@ class RemoteEngine:
         """The server's own count where it can tokenize (llama-server, vLLM, llama-cpp-python), else an
         estimate (about four characters a token); :attr:`token_count_source` says which."""
         return self._tokens.count(messages, self.model)
+
+    def media_problem(self, part: AttachmentPart) -> MediaProblem | None:
+        """Attachments are not sent to servers yet (only text parts travel)."""
+        return MediaProblem(
+            "g3chat does not send attachments to a server yet", "use the local model with --mmproj for images"
+        )
 
     # -------------------------------------------------------------------------------- generation
 

@@ -52,6 +52,33 @@ class PullOffer:
 Resolution = ResolvedModel | PullOffer
 
 
+def locate_projector(
+    model: Path, cli_mmproj: str | None = None, configured: str = "", known: Path | None = None
+) -> Path | None:
+    """``--mmproj``, else the configured projector, else the one the model manager knows (``known``), else
+    the one projector GGUF beside the model.
+
+    Beside the model means ``mmproj*.gguf`` / ``*.mmproj.gguf`` in its folder: one that names the model
+    (``mmproj-<model stem>…``) wins; otherwise only a single candidate is taken, never a guess among several.
+    """
+    for spec in (cli_mmproj, configured):
+        if spec:
+            path = Path(spec).expanduser()
+            if not path.exists():
+                raise ModelFileError(f"{spec}: no such projector file")
+            return path
+    if known is not None:
+        return known
+    folder = model.parent
+    if not folder.is_dir():
+        return None
+    found = sorted({*folder.glob("mmproj*.gguf"), *folder.glob("*.mmproj.gguf")} - {model})
+    named = [p for p in found if model.stem.lower() in p.name.lower()]
+    if len(named) == 1:
+        return named[0]
+    return found[0] if len(found) == 1 else None
+
+
 def _as_path(spec: str) -> Path:
     path = Path(spec).expanduser()
     if not path.exists():

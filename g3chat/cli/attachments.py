@@ -1,0 +1,61 @@
+"""``ask``'s attachments: files from ``--image/--audio/--video`` and a recording from ``--mic``."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from g3chat.core.media.attach import AttachKind, AttachRequest, attach, clean_path
+from g3chat.core.media.store import MediaStore
+from g3chat.core.types import AttachmentPart
+
+MIC_SILENCE_S = 2.0
+MIC_DEFAULT_SECONDS = 30.0
+
+
+def collect_files(
+    store: MediaStore, images: Sequence[str], audio: Sequence[str], videos: Sequence[str]
+) -> list[AttachmentPart]:
+    """Prepare and store each file in order (images, audio, video); MediaError names a bad one."""
+    requests: list[tuple[AttachKind, str]] = [
+        *(("image", p) for p in images),
+        *(("audio", p) for p in audio),
+        *(("video", p) for p in videos),
+    ]
+    parts: list[AttachmentPart] = []
+    for kind, raw in requests:
+        parts.extend(attach(store, AttachRequest(kind, clean_path(raw))))
+    return parts
+
+
+def record_mic(store: MediaStore, seconds: float | None, stop: threading.Event) -> AttachmentPart:
+    """Record from the default input device until the limit, trailing silence, or Ctrl+C (``stop``)."""
+    from datetime import datetime
+
+    from g3chat.core.media.audio import audio_part
+    from g3chat.core.media.mic import Level, Recorder
+    from g3chat.core.media.preview import level_bar
+
+    limit = seconds if seconds is not None else MIC_DEFAULT_SECONDS
+    live = sys.stderr.isatty()
+    history: list[float] = []
+
+    def show(level: Level) -> None:
+        history.append(level.level)
+        if live:
+            bar = level_bar(history[-30:])
+            sys.stderr.write(f"\rg3chat: recording {level.elapsed_s:4.1f}s / {limit:.0f}s {bar:<30}")
+            sys.stderr.flush()
+
+    sys.stderr.write("g3chat: recording from the microphone (Ctrl+C to stop)…\n")
+    recording = Recorder(max_seconds=limit, silence_s=MIC_SILENCE_S, on_level=show).record(stop)
+    stop.clear()  # a Ctrl+C that ended the recording must not cancel the answer
+    if live:
+        sys.stderr.write("\n")
+    name = f"recording-{datetime.now().strftime('%Y%m%d-%H%M%S')}.wav"
+    part = audio_part(store, recording.samples, name, recording.rate)
+    why = {"key": "stopped", "time": "time limit", "silence": "silence"}[recording.stopped_by]
+    sys.stderr.write(f"g3chat: recorded {recording.duration_s:.1f}s ({why}) → {Path(part.path).name}\n")
+    return part

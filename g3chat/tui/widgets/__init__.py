@@ -1,0 +1,1 @@
+"""Self-contained Textual widgets, one per module."""
