@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from g3chat.core.engine.base import ModelInfo
+from g3chat.core.engine.grammar import GrammarCache
 from g3chat.core.engine.native_log import native_log
 from g3chat.core.errors import ContextOverflowError, EngineError, ModelFileError
 from g3chat.core.gguf_file import inspect_gguf
@@ -109,6 +110,7 @@ class LlamaCppEngine:
         self._vocab: Any = None
         self._evaluated = 0
         self._piece_buf = ctypes.create_string_buffer(64)
+        self._grammars = GrammarCache()
 
     # ------------------------------------------------------------------------------------------ load
 
@@ -222,6 +224,12 @@ class LlamaCppEngine:
 
     # --------------------------------------------------------------------------------- generation
 
+    def _grammar(self, params: GenerationParams) -> Any:
+        """The compiled grammar for ``params`` (lazy with triggers), or None; see engine/grammar.py."""
+        if not params.grammar:
+            return None
+        return self._grammars.get(self._require(), params.grammar, params.grammar_triggers)
+
     def perf(self) -> dict[str, float]:
         """llama.cpp's own counters since the start of the last turn (prompt tokens evaluated, timings)."""
         import llama_cpp
@@ -329,6 +337,7 @@ class LlamaCppEngine:
                     min_p=params.min_p,
                     temp=params.temperature,
                     repeat_penalty=params.repeat_penalty,
+                    grammar=self._grammar(params),
                 )
                 try:
                     for token in generator:
