@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from g3chat.config import Settings, load_settings
 from g3chat.core.engine.base import Engine
 from g3chat.core.models.resolve import ResolvedModel, resolve_model
 from g3chat.core.store import Store
 from g3chat.paths import Paths
+
+if TYPE_CHECKING:
+    from g3chat.core.tools.setup import ToolSet
 
 
 @dataclass
@@ -53,4 +58,22 @@ class Runtime:
             verbose=verbose,
             name=resolved.name,
             is_test_model=resolved.is_test_model,
+        )
+
+    def load_tools(self, *, mcp: bool | None = None, roots: list[Path] | None = None) -> ToolSet:
+        """Built-in, user and (unless ``mcp`` is False or disabled in the config) MCP tools.
+
+        File tools are confined to the working folder plus ``tools.roots``; close the result when done.
+        """
+        from g3chat.core.tools.builtins import BuiltinSettings
+        from g3chat.core.tools.setup import load_tools, parse_roots
+
+        settings = self.settings.tools
+        use_mcp = settings.mcp if mcp is None else mcp
+        return load_tools(
+            tools_dir=self.paths.tools_dir(),
+            mcp_file=self.paths.mcp_file if use_mcp else None,
+            roots=roots if roots is not None else [Path.cwd(), *parse_roots(settings.roots)],
+            settings=BuiltinSettings(settings.output_limit, settings.shell_timeout, settings.timeout),
+            mcp_errlog=self.paths.cache_dir() / "mcp-servers.log",
         )

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from g3chat.core.store import Conversation, StoredMessage
-from g3chat.core.types import TextPart, parts_to_json
+from g3chat.core.types import TextPart, ToolCallPart, ToolResultPart, parts_to_json
 
 _ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -21,12 +21,19 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
         lines += ["## System", "", conversation.system_prompt.strip(), ""]
     for message in messages:
         title = _ROLE_TITLES.get(message.role, message.role)
+        if message.parts and all(isinstance(p, ToolResultPart) for p in message.parts):
+            title = "Tool results"
         if message.status != "complete":
             title += f" ({message.status})"
         lines += [f"## {title}", ""]
         for part in message.parts:
             if isinstance(part, TextPart):
                 lines.append(part.text.strip())
+            elif isinstance(part, ToolCallPart):
+                lines.append(f"**Tool call** `{part.name}` `{json.dumps(part.arguments, ensure_ascii=False)}`")
+            elif isinstance(part, ToolResultPart):
+                fence = "~~~~" if "```" in part.content else "```"
+                lines += [f"**Tool result** `{part.name}` ({part.status})", fence, part.content.rstrip(), fence]
             else:
                 lines.append(f"_[{part.type} attachment]_")
         lines.append("")

@@ -7,6 +7,10 @@ as placeholders and are substituted afterwards; a template that mangles the plac
 rendering the real text as one special-enabled segment, as llama.cpp itself would (the substituted result
 is checked against a direct render every time).
 
+Tool calls and results (typed parts) are written out as Gemma's tool protocol text (``tool_code`` and
+``tool_outputs`` fences, see :mod:`g3chat.core.tools.protocol`) inside the message's own text, so they
+are people's text too: a file that a tool read cannot inject control tokens.
+
 Before rendering, history is normalized for Gemma's strict user/model alternation: system messages are
 merged into one leading system message (the template folds it into the first user turn) and consecutive
 messages of the same role are merged (e.g. a user message whose answer failed, followed by another).
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from g3chat.core.tools.protocol import message_text
 from g3chat.core.types import Message
 
 BOS_TEXT = "<bos>"
@@ -45,10 +50,10 @@ def normalize(messages: Sequence[Message]) -> list[tuple[str, str]]:
         if m.role == "system":
             continue
         if roles and roles[-1] == m.role:
-            turns[-1].append(m.text)
+            turns[-1].append(message_text(m))
         else:
             roles.append(m.role)
-            turns.append([m.text])
+            turns.append([message_text(m)])
     if roles and roles[0] == "assistant":
         roles.insert(0, "user")
         turns.insert(0, [""])
