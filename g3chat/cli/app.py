@@ -21,8 +21,12 @@ chats_app = typer.Typer(
 config_app = typer.Typer(
     help="Where the config file lives and what it says.", no_args_is_help=True, rich_markup_mode=None
 )
+tools_app = typer.Typer(
+    help="The tools the model can call: built-in, user and MCP.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(chats_app, name="chats")
 app.add_typer(config_app, name="config")
+app.add_typer(tools_app, name="tools")
 
 
 class ExportFormat(str, Enum):
@@ -70,6 +74,19 @@ def ask(
         False, "--json", help="Print one JSON object instead of streaming text."
     ),
     plain: bool = typer.Option(False, "--plain", help="Plain text even on a terminal (no Markdown)."),
+    tools: str | None = typer.Option(
+        None, "--tools", help="Let the model call tools: all, or NAME,NAME (see 'g3chat tools list')."
+    ),
+    tool_choice: str = typer.Option(
+        "auto", "--tool-choice", help="auto, none, required (must call a tool first) or a tool's name."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run tools that change things without asking."),
+    allow: str | None = typer.Option(
+        None, "--allow", help="Run these tools (NAME,NAME) without asking, even when not on a terminal."
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", min=1, max=100, help="Most rounds of tool calls (default: tools.max_steps)."
+    ),
     verbose: bool = VERBOSE,
 ) -> int:
     """Answer once, streaming to stdout."""
@@ -94,6 +111,11 @@ def ask(
             json_output=json_output,
             plain=plain,
             verbose=verbose,
+            tools=tools,
+            tool_choice=tool_choice,
+            yes=yes,
+            allow=allow,
+            max_steps=max_steps,
         )
     )
 
@@ -163,3 +185,16 @@ def config_show(
     from g3chat.cli import config_cmd
 
     config_cmd.show_config(docs)
+
+
+@tools_app.command("list")
+def tools_list(
+    json_output: bool = typer.Option(False, "--json", help="JSON lines (with each tool's schema)."),
+    mcp: bool = typer.Option(
+        True, "--mcp/--no-mcp", help="Start the MCP servers in mcp.json to list theirs."
+    ),
+) -> None:
+    """List every tool: built-in, user tools folder, entry points and MCP servers."""
+    from g3chat.cli import tools_cmd
+
+    tools_cmd.list_tools(json_output, mcp)

@@ -41,6 +41,11 @@ class AskOptions:
     json_output: bool = False
     plain: bool = False
     verbose: bool = False
+    tools: str | None = None  # "all" or NAME,NAME
+    tool_choice: str = "auto"
+    yes: bool = False
+    allow: str | None = None
+    max_steps: int | None = None
 
 
 def read_prompt(prompt: str | None, stdin: Any = None) -> str:
@@ -113,6 +118,8 @@ def _conversation(store: Store | None, opts: AskOptions) -> Conversation | None:
 
 def run_ask(opts: AskOptions) -> int:
     runtime = Runtime.from_env()
+    if opts.tools is None and (opts.yes or opts.allow or opts.tool_choice != "auto" or opts.max_steps):
+        raise InputError("--yes, --allow, --tool-choice and --max-steps need --tools")
     prompt = read_prompt(opts.prompt)
     params = sampling(runtime, opts)
     needs_store = opts.save or opts.continue_last or opts.chat_id is not None
@@ -128,6 +135,27 @@ def _run(
     runtime: Runtime, store: Store | None, prompt: str, params: GenerationParams, opts: AskOptions
 ) -> int:
     conversation = _conversation(store, opts)
+    toolset = None
+    if opts.tools is not None:
+        from g3chat.cli.ask_tools import open_tools
+
+        toolset = open_tools(runtime, opts)
+    try:
+        return _answer(runtime, store, conversation, toolset, prompt, params, opts)
+    finally:
+        if toolset is not None:
+            toolset.close()
+
+
+def _answer(
+    runtime: Runtime,
+    store: Store | None,
+    conversation: Conversation | None,
+    toolset: Any,
+    prompt: str,
+    params: GenerationParams,
+    opts: AskOptions,
+) -> int:
     resolved = runtime.resolve_model(opts.model)
     if resolved.notice:
         sys.stderr.write(f"g3chat: {resolved.notice}\n")
@@ -160,25 +188,36 @@ def _run(
     messages = [*history, user(prompt)]
 
     cancel = threading.Event()
-    turn = Turn(
-        engine,
-        messages,
-        params,
-        cancel=cancel,
-        store=store if opts.save else None,
-        conversation_id=conversation_id,
-        model_name=info.name,
-    )
     writer: AnswerWriter | None = (
         None
         if opts.json_output
         else choose_writer(plain=opts.plain, markdown_enabled=runtime.settings.ui.markdown)
     )
+    turn: Any
+    if toolset is not None:
+        from g3chat.cli.ask_tools import ToolStream
+
+        turn = ToolStream(
+            runtime, toolset, engine, messages, params, opts, cancel, store, conversation_id, info.name
+        )
+    else:
+        turn = Turn(
+            engine,
+            messages,
+            params,
+            cancel=cancel,
+            store=store if opts.save else None,
+            conversation_id=conversation_id,
+            model_name=info.name,
+        )
     try:
         with sigint_cancels(cancel):
             for event in turn:
-                if writer is not None and isinstance(event, TextDelta):
-                    writer.write(event.text)
+                if isinstance(event, TextDelta):
+                    if writer is not None:
+                        writer.write(event.text)
+                elif toolset is not None:
+                    writer = turn.show(event, writer)
     finally:
         if writer is not None:
             writer.finish()
@@ -205,6 +244,9 @@ def _run(
                 else None,
             },
         }
+        if toolset is not None:
+            payload["steps"] = turn.loop.steps
+            payload["tool_calls"] = [entry.to_json() for entry in turn.loop.trace]
         if result.error:
             payload["error"] = result.error
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
