@@ -30,10 +30,12 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
             if isinstance(part, TextPart):
                 lines.append(part.text.strip())
             elif isinstance(part, ToolCallPart):
-                lines.append(f"**Tool call** `{part.name}` `{json.dumps(part.arguments, ensure_ascii=False)}`")
+                arguments = json.dumps(part.arguments, ensure_ascii=False)
+                lines.append(f"**Tool call** `{part.name}` `{arguments}`")
             elif isinstance(part, ToolResultPart):
                 fence = "~~~~" if "```" in part.content else "```"
-                lines += [f"**Tool result** `{part.name}` ({part.status})", fence, part.content.rstrip(), fence]
+                heading = f"**Tool result** `{part.name}` ({part.status})"
+                lines += [heading, fence, part.content.rstrip(), fence]
             else:
                 lines.append(f"_[{part.type} attachment]_")
         lines.append("")

@@ -11,9 +11,14 @@ writes those rules). Two shapes:
   its start, because llama.cpp replays the matched text into the grammar and a rejected replay would be
   fatal inside llama.cpp.
 
-Strings may not hold raw control characters (the converter allows them; JSON does not), integer bounds
-are enforced where the converter would ignore them, and after the closing fence only end-of-turn is
-possible.
+Strings may not hold raw control characters (the converter allows them; JSON does not) nor ``\\u``
+escapes (raw Unicode is valid JSON, and a small model can loop on escapes), integer bounds are enforced
+where the converter would ignore them, and after the closing fence only end-of-turn is possible.
+
+A grammar alone does not make a call *finish*: a small model can repeat itself inside a string until it
+runs out of tokens. Given the step's token budget, :func:`call_grammar` caps every free string (and array)
+so that the whole call fits: a runaway string is cut at its cap and the call still closes. Without a
+budget, strings are only bounded by their schema's ``maxLength``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ LAZY_TRIGGERS: tuple[str, ...] = (
     rf"({OPEN}[ \t]*\n\{{)$",
     rf'({OPEN}[ \t]*\n\{{")$',
 )
-_JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
+_JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" ["\\/bfnrt]'
+CALL_OVERHEAD = 64  # tokens for the fence, the name and the JSON punctuation of one call
+MAX_CAP = 2000  # llama.cpp treats a longer repetition as unbounded
 
 
 @dataclass(frozen=True)
@@ -52,17 +59,28 @@ def call_schema(name: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _converter() -> Any:
-    from llama_cpp.llama_grammar import RESERVED_NAMES, SchemaConverter
+    from llama_cpp.llama_grammar import PRIMITIVE_RULES, RESERVED_NAMES, SchemaConverter
 
     class Converter(SchemaConverter):
         def visit(self, schema: Any, name: str) -> str:
+            rule_name = name + "-" if name in RESERVED_NAMES else name or "root"
             if isinstance(schema, dict) and schema.get("type") == "integer":
                 rule = _integer_rule(schema)
                 if rule is not None:
-                    return self._add_rule(name + "-" if name in RESERVED_NAMES else name or "root", rule)
+                    return self._add_rule(rule_name, rule)
+            if isinstance(schema, dict) and _plain_string(schema) and "maxLength" in schema:
+                # llama.cpp's own repetition syntax: the converter's nested form for long strings exceeds
+                # llama.cpp's limit on synthesized rules.
+                char = self._add_primitive("char", PRIMITIVE_RULES["char"])
+                low, high = int(schema.get("minLength", 0)), int(schema["maxLength"])
+                return self._add_rule(rule_name, f'"\\"" {char}{{{low},{high}}} "\\"" space')
             return super().visit(schema, name)
 
     return Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+
+
+def _plain_string(schema: Mapping[str, Any]) -> bool:
+    return schema.get("type") == "string" and not ({"pattern", "format", "enum", "const"} & set(schema))
 
 
 def _integer_rule(schema: Mapping[str, Any]) -> str | None:
@@ -100,19 +118,63 @@ def _convertible(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
     return parameters
 
 
+def _strings(schema: Any) -> int:
+    """How many free strings (and arrays) a schema can hold, counting each property once."""
+    if isinstance(schema, list):
+        return sum(_strings(s) for s in schema)
+    if not isinstance(schema, dict):
+        return 0
+    own = 1 if _plain_string(schema) or schema.get("type") == "array" else 0
+    parts = [
+        v
+        for k in ("properties", "$defs", "definitions")
+        if isinstance(schema.get(k), dict)
+        for v in schema[k].values()
+    ]
+    parts += [schema[k] for k in ("items", "anyOf", "oneOf", "allOf") if k in schema]
+    return own + sum(_strings(p) for p in parts)
+
+
+def _capped(schema: Any, cap: int) -> Any:
+    """``schema`` with free strings of at most ``cap`` characters and arrays of at most ``cap // 8`` items."""
+    if isinstance(schema, list):
+        return [_capped(s, cap) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _capped(v, cap) for k, v in schema.items()}
+    if _plain_string(out):
+        out["maxLength"] = max(min(int(out.get("maxLength", cap)), cap), int(out.get("minLength", 0)))
+    if out.get("type") == "array":
+        items = max(1, cap // 8)
+        out["maxItems"] = max(min(int(out.get("maxItems", items)), items), int(out.get("minItems", 0)))
+    return out
+
+
+def _for_budget(parameters: Mapping[str, Any], budget: int | None) -> Mapping[str, Any]:
+    if budget is None:
+        return parameters
+    cap = (budget - CALL_OVERHEAD) // (2 * max(1, _strings(parameters)))
+    return _capped(_copy(parameters), max(8, min(cap, MAX_CAP)))
+
+
 def call_grammar(
-    tools: Sequence[tuple[str, Mapping[str, Any]]], *, lazy: bool = False, max_calls: int = 1
+    tools: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    lazy: bool = False,
+    max_calls: int = 1,
+    budget: int | None = None,
 ) -> CallGrammar:
-    """The grammar for a call to one of ``tools`` ((name, parameters schema) pairs)."""
+    """The grammar for a call to one of ``tools`` ((name, parameters schema) pairs).
+
+    ``budget``: the tokens the step may generate; free strings are capped so that a call fits it.
+    """
     if not tools:
         raise ValueError("a call grammar needs at least one tool")
     converter = _converter()
-    alternatives = [
-        converter.visit(
-            call_schema(name, converter.resolve_refs(_copy(_convertible(params)), name)), f"call-{i}"
-        )
-        for i, (name, params) in enumerate(tools)
-    ]
+    alternatives = []
+    for i, (name, params) in enumerate(tools):
+        usable = _for_budget(converter.resolve_refs(_copy(_convertible(params)), name), budget)
+        alternatives.append(converter.visit(call_schema(name, usable), f"call-{i}"))
     rules = converter.format_grammar().splitlines()
     for i, line in enumerate(rules):
         if line.startswith("char ::= "):

@@ -187,7 +187,8 @@ class ToolLoop:
             else:
                 pairs = [(choice, self.tools[choice].parameters)]
             calls = MAX_CALLS_PER_STEP if choice == "auto" else 1
-            grammar = call_grammar(pairs, lazy=choice == "auto", max_calls=calls)
+            budget = self.params.max_tokens
+            grammar = call_grammar(pairs, lazy=choice == "auto", max_calls=calls, budget=budget)
             self._grammars[choice] = grammar
         return replace(self.params, grammar=grammar.text, grammar_triggers=grammar.triggers)
 
@@ -321,10 +322,14 @@ class ToolLoop:
             self.trace.append(entry)
             results.append(entry.result)
             yield ToolCallFinished(call, entry.result, entry.approval, entry.elapsed_s)
-        for problem in self._errors:
-            results.append(
-                ToolResultPart("", "", f"the tool call could not be read: {problem}. {_RETRY_HINT}", "error")
-            )
+        for problem in self._errors:  # in the trace too, under no name: what the model wrote was no call
+            unread = ToolCallPart(new_call_id(), "", {})
+            content = f"the tool call could not be read: {problem}. {_RETRY_HINT}"
+            entry = TraceEntry(step, unread, ToolResultPart(unread.id, "", content, "error"), "invalid", 0.0)
+            self.trace.append(entry)
+            results.append(entry.result)
+            yield ToolCallStarted(unread, False)
+            yield ToolCallFinished(unread, entry.result, entry.approval, 0.0)
         parts = [*([TextPart(self._prose)] if self._prose and calls else []), *calls]
         self.history.append(Message("assistant", tuple(parts) if calls else (TextPart(self._raw),)))
         self.history.append(Message("user", tuple(results)))
