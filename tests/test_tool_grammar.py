@@ -70,6 +70,7 @@ def test_grammar_shape() -> None:
     lazy = call_grammar([("count", params)], lazy=True, max_calls=3)
     assert lazy.triggers == LAZY_TRIGGERS and 'call ("\\n" call){0,2} "\\n```"' in lazy.text
     text = call_grammar([("echo", {"type": "object", "properties": {"s": {"type": "string"}}})]).text
-    assert 'char ::= [^"\\\\\\x7F\\x00-\\x1F] | "\\\\" ["\\\\/bfnrt]' in text  # no control characters, no \u escapes
+    # No raw control characters, and no \u escapes:
+    assert 'char ::= [^"\\\\\\x7F\\x00-\\x1F] | "\\\\" ["\\\\/bfnrt]' in text
     with pytest.raises(ValueError):
         call_grammar([])
