@@ -291,3 +291,25 @@ def test_streamable_http_mcp_server(tmp_path: Path) -> None:
     finally:
         server.kill()
         server.wait()
+
+
+def test_entry_point_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from g3chat.core.tools.user import ENTRY_POINT_GROUP, load_entry_point_tools
+
+    points = [
+        importlib.metadata.EntryPoint("demo", "tests.fixtures.tool_plugin", ENTRY_POINT_GROUP),
+        importlib.metadata.EntryPoint("one", "tests.fixtures.tool_plugin:reverse", ENTRY_POINT_GROUP),
+        importlib.metadata.EntryPoint("gone", "tests.fixtures.no_such_module", ENTRY_POINT_GROUP),
+    ]
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group: [p for p in points if p.group == group]
+    )
+    tools, problems = load_entry_point_tools()
+    assert [(t.name, t.origin, t.mutating) for t in tools] == [
+        ("reverse", "entry point demo", False),
+        ("reverse", "entry point one", False),
+    ]
+    assert tools[0].run({"text": "abc"}) == "cba"
+    assert len(problems) == 1 and problems[0].startswith("tools entry point gone: ModuleNotFoundError")
