@@ -106,14 +106,20 @@ class GrammarCache:
         self._class: type | None = None
         self._installed: Any = None
 
-    def get(self, llm: Any, text: str, triggers: Sequence[str] = ()) -> Any:
-        import llama_cpp
-
+    def install(self, llm: Any) -> None:
+        """Hook ``llm``'s sampler construction; call it once the model is loaded, before any sampling
+        (a caller that looks ``_init_sampler`` up before asking for a grammar would miss a later hook)."""
         if self._class is None:
             self._class = _grammar_class()
         if self._installed is not llm:  # a new model instance (after a reload) needs the hook again
             _install(llm, self._class)
             self._installed = llm
+
+    def get(self, llm: Any, text: str, triggers: Sequence[str] = ()) -> Any:
+        import llama_cpp
+
+        self.install(llm)
+        assert self._class is not None
         key = (text, tuple(triggers))
         grammar = self._grammars.get(key)
         if grammar is not None:

@@ -159,6 +159,7 @@ class LlamaCppEngine:
         llm.verbose = self.verbose
         load_s = time.perf_counter() - started
         self._llm = llm
+        self._grammars.install(llm)
         vocab = llm._model.vocab
         bos_text = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
         eos_text = llm._model.token_get_text(llm.token_eos()) if llm.token_eos() != -1 else ""
