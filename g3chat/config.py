@@ -41,6 +41,12 @@ def _between(lo: float, hi: float | None = None):
     return check
 
 
+def _url_or_empty(value: str) -> str | None:
+    if value and not re.match(r"^https?://[^/\s]+", value.strip()):
+        return "must be an http(s) URL such as http://127.0.0.1:8080/v1, or empty"
+    return None
+
+
 @dataclass
 class GenerationSettings:
     """Sampling. Defaults are Gemma 3n's recommended values."""
@@ -74,7 +80,7 @@ class GenerationSettings:
 
 @dataclass
 class EngineSettings:
-    """How llama.cpp runs the model."""
+    """How the model runs: llama.cpp in this process, or an OpenAI-compatible server (``base_url``)."""
 
     n_ctx: int = field(
         default=8192,
@@ -97,11 +103,67 @@ class EngineSettings:
             "if your GPU backend does not."
         ),
     )
+    speculative: bool = field(
+        default=True,
+        metadata=_doc(
+            "Prompt-lookup speculative decoding: faster when answers repeat the conversation's text; "
+            "output unchanged (identical when greedy, same distribution when sampling)."
+        ),
+    )
+    state_cache_mb: int = field(
+        default=2048,
+        metadata=_doc(
+            "Disk budget for saved KV states of long conversations (continue them in a new process without "
+            "re-reading history); 0 disables.",
+            _between(0),
+        ),
+    )
+    state_memory_mb: int = field(
+        default=512,
+        metadata=_doc(
+            "Memory budget for KV states of recent conversations (fast switching); 0 disables.", _between(0)
+        ),
+    )
     swa_full: bool = field(
         default=True,
         metadata=_doc(
             "Keep the full sliding-window KV cache. Costs memory on long contexts but lets regenerate and "
             "edit reuse the cache; false saves memory and re-evaluates history when they roll back far."
+        ),
+    )
+    base_url: str = field(
+        default="",
+        metadata=_doc(
+            "OpenAI-compatible server to use instead of llama.cpp in this process, e.g. "
+            "http://127.0.0.1:8080/v1 (llama-server, vLLM, Ollama); empty runs the model locally.",
+            _url_or_empty,
+        ),
+    )
+    api_key_env: str = field(
+        default="",
+        metadata=_doc(
+            "Name of the environment variable holding the server's API key (e.g. OPENAI_API_KEY); "
+            "empty sends none. The key itself never goes in this file."
+        ),
+    )
+    model: str = field(
+        default="",
+        metadata=_doc("Model name to ask the server for; empty uses the server's only model."),
+    )
+    read_timeout: float = field(
+        default=120.0,
+        metadata=_doc(
+            "Seconds to wait for the server to send anything before giving up (a long prompt on a slow "
+            "server needs more).",
+            _between(1),
+        ),
+    )
+    retries: int = field(
+        default=3,
+        metadata=_doc(
+            "Attempts after the first when the server answers 5xx or the connection fails before the answer "
+            "starts (exponential backoff from 0.5 s); a half-streamed answer is never retried.",
+            _between(0, 10),
         ),
     )
 
@@ -144,7 +206,13 @@ class ToolSettings:
 class Settings:
     """Everything configurable. ``model`` is a GGUF path or a catalog variant name."""
 
-    model: str = field(default="", metadata=_doc("GGUF path or model name; empty picks automatically."))
+    model: str = field(
+        default="",
+        metadata=_doc(
+            "GGUF path or model variant name ('g3chat models list'); empty picks the best installed "
+            "one that fits."
+        ),
+    )
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     ui: UISettings = field(default_factory=UISettings)
@@ -319,3 +387,52 @@ def documented_fields() -> list[tuple[str, Any, str]]:
             rows.append((f"{section}.{f.name}", f.default, f.metadata.get("doc", "")))
     rows.append(("keys", {}, Settings.__dataclass_fields__["keys"].metadata["doc"]))
     return rows
+
+
+def write_setting(path: Path, key: str, value: str | None) -> None:
+    """Set (or, with ``None``, remove) top-level ``key`` in the config file, keeping everything else.
+
+    The file is edited with tomlkit, so the user's comments, order and formatting survive, and replaced
+    atomically (a temporary file renamed over it), so a failure never leaves half a config behind.
+    """
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    text = ""
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        document = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if value is None:
+        document.pop(key, None)
+    elif key in document:
+        document[key] = value
+    else:
+        # A new top-level key must come before the first [table], or TOML would put it inside that table:
+        # rebuild the document item by item with the key in front of the first table.
+        rebuilt = tomlkit.document()
+        placed = False
+        for name, item in document.body:
+            if not placed and isinstance(item, (tomlkit.items.Table, tomlkit.items.AoT)):
+                rebuilt.add(key, value)
+                placed = True
+            if name is None:
+                rebuilt.add(item)
+            else:
+                rebuilt.append(name, item)
+        if not placed:
+            rebuilt.add(key, value)
+        document = rebuilt
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write config: {exc.strerror or exc}") from None

@@ -15,7 +15,6 @@ import pytest
 
 from g3chat.cli.ask import AskOptions, run_ask
 from g3chat.core.engine.fake import FakeEngine
-from g3chat.core.models.resolve import ResolvedModel
 from g3chat.runtime import Runtime
 
 
@@ -26,10 +25,7 @@ def call(name: str, **arguments: object) -> str:
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeEngine:
     engine = FakeEngine()
-    monkeypatch.setattr(
-        Runtime, "resolve_model", lambda self, cli=None: ResolvedModel(tmp_path / "m", "fake")
-    )
-    monkeypatch.setattr(Runtime, "make_engine", lambda self, resolved, **kw: engine)
+    monkeypatch.setattr(Runtime, "engine_for", lambda self, **kw: (engine, None))
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")  # the tools' folder; G3CHAT_HOME is beside it, not inside
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal: nobody to ask

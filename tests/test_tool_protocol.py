@@ -174,3 +174,16 @@ def test_tools_prompt_names_the_choice() -> None:
     assert "You must call one of these tools now." in tools_prompt(specs, "required")
     auto = tools_prompt(specs, "auto")
     assert "```tool_code" in auto and json.dumps(specs[0]) in auto
+
+
+def test_remote_engines_get_calls_and_results_as_protocol_text() -> None:
+    from g3chat.core.engine.openai_wire import content_of, prepare_messages
+
+    call = ToolCallPart("c1", "list_dir", {})
+    result = ToolResultPart("c1", "list_dir", "a.txt", "ok")
+    assert content_of([TextPart("Looking."), call]) == (
+        'Looking.\n```tool_code\n{"name": "list_dir", "parameters": {}}\n```\n'
+    )
+    turns = prepare_messages([user("list"), Message("assistant", (call,)), Message("user", (result,))])
+    assert [m.role for m in turns] == ["user", "assistant", "user"]
+    assert content_of(turns[2].parts) == "\n```tool_outputs\na.txt\n```\n"

@@ -24,8 +24,14 @@ config_app = typer.Typer(
 tools_app = typer.Typer(
     help="The tools the model can call: built-in, user and MCP.", no_args_is_help=True, rich_markup_mode=None
 )
+models_app = typer.Typer(
+    help="Download Gemma 3n variants, see which fits this machine, choose the default.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(chats_app, name="chats")
 app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
 app.add_typer(tools_app, name="tools")
 
 
@@ -57,7 +63,15 @@ def ask(
     prompt: str | None = typer.Argument(
         None, help="The question. Piped stdin is the prompt when this is absent, else context appended to it."
     ),
-    model: str | None = typer.Option(None, "--model", "-m", help="GGUF file (or configured model name)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="GGUF file (or configured model name); with --server, the server's model."
+    ),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        metavar="URL",
+        help="Use an OpenAI-compatible server (llama-server, vLLM, Ollama), e.g. http://127.0.0.1:8080/v1.",
+    ),
     system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
     temperature: float | None = typer.Option(None, min=0.0, help="Sampling temperature (0: greedy)."),
     top_k: int | None = typer.Option(None, "--top-k", min=0, help="Top-k sampling (0 disables)."),
@@ -74,13 +88,19 @@ def ask(
         False, "--json", help="Print one JSON object instead of streaming text."
     ),
     plain: bool = typer.Option(False, "--plain", help="Plain text even on a terminal (no Markdown)."),
+    yes: bool = typer.Option(
+        False,
+        "--yes",
+        "-y",
+        help="Answer yes to every question: download the recommended model when none is installed, "
+        "and run tools that change things without asking.",
+    ),
     tools: str | None = typer.Option(
         None, "--tools", help="Let the model call tools: all, or NAME,NAME (see 'g3chat tools list')."
     ),
     tool_choice: str = typer.Option(
         "auto", "--tool-choice", help="auto, none, required (must call a tool first) or a tool's name."
     ),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Run tools that change things without asking."),
     allow: str | None = typer.Option(
         None, "--allow", help="Run these tools (NAME,NAME) without asking, even when not on a terminal."
     ),
@@ -96,6 +116,7 @@ def ask(
         AskOptions(
             prompt=prompt,
             model=model,
+            server=server,
             system=system,
             temperature=temperature,
             top_k=top_k,
@@ -198,3 +219,102 @@ def tools_list(
     from g3chat.cli import tools_cmd
 
     tools_cmd.list_tools(json_output, mcp)
+
+
+@app.command()
+def serve(
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="GGUF file (default: the configured model)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8080, "--port", "-p", min=1, max=65535, help="Port to listen on."),
+    ctx: int | None = typer.Option(None, "--ctx", min=0, help="Context window in tokens (0: model maximum)."),
+    threads: int | None = typer.Option(None, "--threads", "-t", min=1, help="CPU threads."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", metavar="NAME", help="Require the API key held in this environment variable."
+    ),
+    verbose: bool = VERBOSE,
+) -> int:
+    """Serve the local model as an OpenAI-compatible endpoint (http://127.0.0.1:8080/v1) for other tools."""
+    from g3chat.cli.serve import ServeOptions, run_serve
+
+    return run_serve(
+        ServeOptions(
+            model=model,
+            host=host,
+            port=port,
+            ctx=ctx,
+            threads=threads,
+            api_key_env=api_key_env,
+            verbose=verbose,
+        )
+    )
+
+
+@models_app.command("list")
+def models_list(
+    server: str | None = typer.Option(
+        None, "--server", metavar="URL", help="List an OpenAI-compatible server's models instead."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+) -> None:
+    """Variants installed and available: sizes, status, the active one (or a server's models)."""
+    if server:
+        from g3chat.cli import remote_models
+
+        remote_models.list_server_models(server, json_output)
+        return
+    from g3chat.cli import models
+
+    models.list_models(json_output)
+
+
+@models_app.command("pull")
+def models_pull(
+    variant: str = typer.Argument("auto", help="A variant (see 'models list'), or auto for the best fit."),
+    mmproj: bool = typer.Option(False, "--mmproj", help="Also download the repo's vision projector."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Download a variant into the Hugging Face cache, verified (resumes an interrupted download)."""
+    from g3chat.cli import pull
+
+    pull.pull(variant, mmproj, yes)
+
+
+@models_app.command("rm")
+def models_rm(
+    variant: str = typer.Argument(..., help="The variant to delete."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a downloaded variant (or its interrupted download)."""
+    from g3chat.cli import models
+
+    models.remove(variant, yes)
+
+
+@models_app.command("use")
+def models_use(target: str = typer.Argument(..., help="A downloaded variant name, or a GGUF path.")) -> None:
+    """Make a model the default (writes 'model' in the config file, keeping your comments)."""
+    from g3chat.cli import models
+
+    models.use(target)
+
+
+@models_app.command("fit")
+def models_fit(
+    ctx: int | None = typer.Option(None, "--ctx", min=0, help="Context to plan for (0: model maximum)."),
+) -> None:
+    """Which variants fit this machine's memory, and which g3chat recommends."""
+    from g3chat.cli import models
+
+    models.fit(ctx)
+
+
+@models_app.command("info")
+def models_info(
+    target: str = typer.Argument(..., help="A GGUF file (or a downloaded variant name)."),
+) -> None:
+    """A GGUF file's metadata: architecture, quantization, context, chat template, size, memory."""
+    from g3chat.cli import models
+
+    models.info(target)

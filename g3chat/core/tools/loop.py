@@ -350,4 +350,5 @@ def _sum_usage(usages: Sequence[Usage]) -> Usage | None:
         decode_tokens_per_s=tokens / decode_s if decode_s > 0 else None,
         prompt_eval_s=sum(u.prompt_eval_s for u in usages),
         total_s=sum(u.total_s for u in usages),
+        estimated=any(u.estimated for u in usages),
     )
