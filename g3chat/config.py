@@ -196,6 +196,30 @@ class UISettings:
 
 
 @dataclass
+class ToolSettings:
+    """Tool calls (``g3chat ask --tools``, the chat UI)."""
+
+    max_steps: int = field(
+        default=8, metadata=_doc("Most rounds of tool calls before the model must answer.", _between(1, 100))
+    )
+    timeout: float = field(default=30.0, metadata=_doc("Seconds a tool call may take.", _between(0.1)))
+    shell_timeout: float = field(
+        default=30.0, metadata=_doc("Seconds before run_shell kills its command.", _between(0.1))
+    )
+    output_limit: int = field(
+        default=16000, metadata=_doc("Characters of one tool result the model sees.", _between(100))
+    )
+    roots: str = field(
+        default="",
+        metadata=_doc(
+            "Folders the file tools may use besides the working folder, separated by the path separator "
+            "(: or ;)."
+        ),
+    )
+    mcp: bool = field(default=True, metadata=_doc("Connect to the MCP servers listed in mcp.json."))
+
+
+@dataclass
 class Settings:
     """Everything configurable. ``model`` is a GGUF path or a catalog variant name."""
 
@@ -209,10 +233,16 @@ class Settings:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     ui: UISettings = field(default_factory=UISettings)
+    tools: ToolSettings = field(default_factory=ToolSettings)
     keys: dict[str, str] = field(default_factory=dict, metadata=_doc('Key bindings: action = "key".'))
 
 
-_SECTION_TYPES = {"generation": GenerationSettings, "engine": EngineSettings, "ui": UISettings}
+_SECTION_TYPES = {
+    "generation": GenerationSettings,
+    "engine": EngineSettings,
+    "ui": UISettings,
+    "tools": ToolSettings,
+}
 
 
 def _coerce(value: Any, kind: type, *, from_text: bool) -> Any:

@@ -52,6 +52,11 @@ class Paths:
     def db_file(self) -> Path:
         return self.data_root / "history.db"
 
+    @property
+    def mcp_file(self) -> Path:
+        """MCP servers, in the ``mcpServers`` JSON format Claude Desktop uses."""
+        return self.config_root / "mcp.json"
+
     # Directories, created the first time they are asked for.
     def config_dir(self) -> Path:
         return _ensure(self.config_root)
@@ -65,6 +70,10 @@ class Paths:
     def themes_dir(self) -> Path:
         """User theme files (one TOML file per theme)."""
         return _ensure(self.config_root / "themes")
+
+    def tools_dir(self) -> Path:
+        """User tools (Python files whose ``@tool`` functions join the tool registry)."""
+        return _ensure(self.config_root / "tools")
 
     def models_dir(self) -> Path:
         """Models g3chat manages itself (the offline test model, local copies)."""
@@ -83,6 +92,8 @@ class Paths:
             "config file": str(self.config_file),
             "history database": str(self.db_file),
             "user themes": str(self.config_root / "themes"),
+            "user tools": str(self.config_root / "tools"),
+            "MCP servers": str(self.mcp_file),
             "models": str(self.data_root / "models"),
             "attachments": str(self.data_root / "media"),
             "cache": str(self.cache_root),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from g3chat.config import Settings, load_settings
@@ -18,6 +19,7 @@ from g3chat.paths import Paths
 if TYPE_CHECKING:
     from g3chat.core.models.fit import EngineShape
     from g3chat.core.models.manager import ModelManager
+    from g3chat.core.tools.setup import ToolSet
 
 
 @dataclass
@@ -169,4 +171,22 @@ class Runtime:
             name=resolved.name,
             is_test_model=resolved.is_test_model,
             mmproj=resolved.projector,
+        )
+
+    def load_tools(self, *, mcp: bool | None = None, roots: list[Path] | None = None) -> ToolSet:
+        """Built-in, user and (unless ``mcp`` is False or disabled in the config) MCP tools.
+
+        File tools are confined to the working folder plus ``tools.roots``; close the result when done.
+        """
+        from g3chat.core.tools.builtins import BuiltinSettings
+        from g3chat.core.tools.setup import load_tools, parse_roots
+
+        settings = self.settings.tools
+        use_mcp = settings.mcp if mcp is None else mcp
+        return load_tools(
+            tools_dir=self.paths.tools_dir(),
+            mcp_file=self.paths.mcp_file if use_mcp else None,
+            roots=roots if roots is not None else [Path.cwd(), *parse_roots(settings.roots)],
+            settings=BuiltinSettings(settings.output_limit, settings.shell_timeout, settings.timeout),
+            mcp_errlog=self.paths.cache_dir() / "mcp-servers.log",
         )

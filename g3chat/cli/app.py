@@ -21,6 +21,9 @@ chats_app = typer.Typer(
 config_app = typer.Typer(
     help="Where the config file lives and what it says.", no_args_is_help=True, rich_markup_mode=None
 )
+tools_app = typer.Typer(
+    help="The tools the model can call: built-in, user and MCP.", no_args_is_help=True, rich_markup_mode=None
+)
 models_app = typer.Typer(
     help="Download Gemma 3n variants, see which fits this machine, choose the default.",
     no_args_is_help=True,
@@ -29,6 +32,7 @@ models_app = typer.Typer(
 app.add_typer(chats_app, name="chats")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
+app.add_typer(tools_app, name="tools")
 
 
 class ExportFormat(str, Enum):
@@ -85,7 +89,23 @@ def ask(
     ),
     plain: bool = typer.Option(False, "--plain", help="Plain text even on a terminal (no Markdown)."),
     yes: bool = typer.Option(
-        False, "--yes", "-y", help="With no model installed, download the recommended one without asking."
+        False,
+        "--yes",
+        "-y",
+        help="Answer yes to every question: download the recommended model when none is installed, "
+        "and run tools that change things without asking.",
+    ),
+    tools: str | None = typer.Option(
+        None, "--tools", help="Let the model call tools: all, or NAME,NAME (see 'g3chat tools list')."
+    ),
+    tool_choice: str = typer.Option(
+        "auto", "--tool-choice", help="auto, none, required (must call a tool first) or a tool's name."
+    ),
+    allow: str | None = typer.Option(
+        None, "--allow", help="Run these tools (NAME,NAME) without asking, even when not on a terminal."
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", min=1, max=100, help="Most rounds of tool calls (default: tools.max_steps)."
     ),
     image: list[str] = typer.Option(
         [], "--image", "-i", help="Attach an image (PNG, JPEG, WebP, GIF, BMP, TIFF); repeatable."
@@ -129,6 +149,8 @@ def ask(
             json_output=json_output,
             plain=plain,
             verbose=verbose,
+            tools=tools,
+            tool_choice=tool_choice,
             yes=yes,
             images=list(image),
             audio=list(audio),
@@ -136,6 +158,8 @@ def ask(
             mic=mic,
             seconds=seconds,
             mmproj=mmproj,
+            allow=allow,
+            max_steps=max_steps,
         )
     )
 
@@ -205,6 +229,19 @@ def config_show(
     from g3chat.cli import config_cmd
 
     config_cmd.show_config(docs)
+
+
+@tools_app.command("list")
+def tools_list(
+    json_output: bool = typer.Option(False, "--json", help="JSON lines (with each tool's schema)."),
+    mcp: bool = typer.Option(
+        True, "--mcp/--no-mcp", help="Start the MCP servers in mcp.json to list theirs."
+    ),
+) -> None:
+    """List every tool: built-in, user tools folder, entry points and MCP servers."""
+    from g3chat.cli import tools_cmd
+
+    tools_cmd.list_tools(json_output, mcp)
 
 
 @app.command()

@@ -44,6 +44,8 @@ class AskOptions:
     json_output: bool = False
     plain: bool = False
     verbose: bool = False
+    tools: str | None = None  # "all" or NAME,NAME
+    tool_choice: str = "auto"
     yes: bool = False
     images: list[str] = field(default_factory=list)
     audio: list[str] = field(default_factory=list)
@@ -55,6 +57,9 @@ class AskOptions:
     @property
     def has_attachments(self) -> bool:
         return bool(self.images or self.audio or self.videos or self.mic)
+
+    allow: str | None = None
+    max_steps: int | None = None
 
 
 def read_prompt(prompt: str | None, stdin: Any = None, *, allow_empty: bool = False) -> str:
@@ -141,6 +146,8 @@ def _pull_offer(runtime: Runtime, yes: bool) -> Callable[[PullOffer], ResolvedMo
 
 def run_ask(opts: AskOptions) -> int:
     runtime = Runtime.from_env()
+    if opts.tools is None and (opts.allow or opts.tool_choice != "auto" or opts.max_steps):
+        raise InputError("--allow, --tool-choice and --max-steps need --tools")
     prompt = read_prompt(opts.prompt, allow_empty=opts.has_attachments)
     params = sampling(runtime, opts)
     if opts.mmproj and not Path(opts.mmproj).expanduser().exists():
@@ -185,6 +192,28 @@ def _run(
     attachments: list[AttachmentPart],
 ) -> int:
     conversation = _conversation(store, opts)
+    toolset = None
+    if opts.tools is not None:
+        from g3chat.cli.ask_tools import open_tools
+
+        toolset = open_tools(runtime, opts)
+    try:
+        return _answer(runtime, store, conversation, toolset, prompt, params, opts, attachments)
+    finally:
+        if toolset is not None:
+            toolset.close()
+
+
+def _answer(
+    runtime: Runtime,
+    store: Store | None,
+    conversation: Conversation | None,
+    toolset: Any,
+    prompt: str,
+    params: GenerationParams,
+    opts: AskOptions,
+    attachments: list[AttachmentPart],
+) -> int:
     if runtime.server_url(opts.server) and (opts.ctx is not None or opts.threads is not None):
         raise InputError("--ctx and --threads set up the local engine; a server decides its own")
     engine, notice = runtime.engine_for(
@@ -234,25 +263,36 @@ def _run(
         _check_attachments(engine, info.name, history, question, opts, conversation_id)
 
     cancel = threading.Event()
-    turn = Turn(
-        engine,
-        messages,
-        params,
-        cancel=cancel,
-        store=store if opts.save else None,
-        conversation_id=conversation_id,
-        model_name=info.name,
-    )
     writer: AnswerWriter | None = (
         None
         if opts.json_output
         else choose_writer(plain=opts.plain, markdown_enabled=runtime.settings.ui.markdown)
     )
+    turn: Any
+    if toolset is not None:
+        from g3chat.cli.ask_tools import ToolStream
+
+        turn = ToolStream(
+            runtime, toolset, engine, messages, params, opts, cancel, store, conversation_id, info.name
+        )
+    else:
+        turn = Turn(
+            engine,
+            messages,
+            params,
+            cancel=cancel,
+            store=store if opts.save else None,
+            conversation_id=conversation_id,
+            model_name=info.name,
+        )
     try:
         with sigint_cancels(cancel):
             for event in turn:
-                if writer is not None and isinstance(event, TextDelta):
-                    writer.write(event.text)
+                if isinstance(event, TextDelta):
+                    if writer is not None:
+                        writer.write(event.text)
+                elif toolset is not None:
+                    writer = turn.show(event, writer)
     finally:
         if writer is not None:
             writer.finish()
@@ -285,6 +325,9 @@ def _run(
             payload["attachments"] = [part.to_json() for part in attachments]
         if info.base_url:
             payload["server"] = info.base_url
+        if toolset is not None:
+            payload["steps"] = turn.loop.steps
+            payload["tool_calls"] = [entry.to_json() for entry in turn.loop.trace]
         if result.error:
             payload["error"] = result.error
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")

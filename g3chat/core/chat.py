@@ -8,13 +8,13 @@ error, so nothing the user saw is ever lost.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from g3chat.core.engine.base import Engine
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store, StoredMessage
-from g3chat.core.types import EngineEvent, GenerationParams, Message, TurnResult
+from g3chat.core.types import EngineEvent, GenerationParams, Message, Part, TurnResult
 
 
 def answer_status(result: TurnResult) -> str:
@@ -26,7 +26,11 @@ def answer_status(result: TurnResult) -> str:
 
 
 class Turn:
-    """Iterate to stream the engine's events; afterwards ``result`` and ``saved`` describe the answer."""
+    """Iterate to stream the engine's events; afterwards ``result`` and ``saved`` describe the answer.
+
+    ``parts`` turns the finished result into the saved message's parts (the tool loop saves text and
+    tool calls); by default the answer is saved as its text. ``meta`` is merged into the saved meta.
+    """
 
     def __init__(
         self,
@@ -38,6 +42,8 @@ class Turn:
         store: Store | None = None,
         conversation_id: int | None = None,
         model_name: str | None = None,
+        parts: Callable[[TurnResult], Sequence[Part]] | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.messages = list(messages)
@@ -46,6 +52,8 @@ class Turn:
         self.store = store
         self.conversation_id = conversation_id
         self.model_name = model_name
+        self.parts = parts
+        self.meta = meta or {}
         self.result = TurnResult()
         self.saved: StoredMessage | None = None
 
@@ -65,7 +73,7 @@ class Turn:
         if self.store is None or self.conversation_id is None or self.saved is not None:
             return
         result = self.result
-        meta: dict[str, Any] = {"finish_reason": result.finish_reason}
+        meta: dict[str, Any] = {"finish_reason": result.finish_reason, **self.meta}
         if result.usage is not None:
             meta["timings"] = {
                 "ttft_s": result.usage.ttft_s,
@@ -74,7 +82,7 @@ class Turn:
         self.saved = self.store.add_message(
             self.conversation_id,
             "assistant",
-            result.text,
+            list(self.parts(result)) if self.parts is not None else result.text,
             model=self.model_name,
             status=answer_status(result),
             prompt_tokens=result.usage.prompt_tokens if result.usage else None,

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from g3chat.core.store import Conversation, StoredMessage
-from g3chat.core.types import AttachmentPart, TextPart, parts_to_json
+from g3chat.core.types import AttachmentPart, TextPart, ToolCallPart, ToolResultPart, parts_to_json
 
 _ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -21,6 +21,8 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
         lines += ["## System", "", conversation.system_prompt.strip(), ""]
     for message in messages:
         title = _ROLE_TITLES.get(message.role, message.role)
+        if message.parts and all(isinstance(p, ToolResultPart) for p in message.parts):
+            title = "Tool results"
         if message.status != "complete":
             title += f" ({message.status})"
         lines += [f"## {title}", ""]
@@ -29,6 +31,13 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
                 lines.append(part.text.strip())
             elif isinstance(part, AttachmentPart):
                 lines.append(f"_[{part.kind}: {part.label}]_")
+            elif isinstance(part, ToolCallPart):
+                arguments = json.dumps(part.arguments, ensure_ascii=False)
+                lines.append(f"**Tool call** `{part.name}` `{arguments}`")
+            elif isinstance(part, ToolResultPart):
+                fence = "~~~~" if "```" in part.content else "```"
+                heading = f"**Tool result** `{part.name}` ({part.status})"
+                lines += [heading, fence, part.content.rstrip(), fence]
             else:
                 lines.append(f"_[{part.type} attachment]_")
         lines.append("")

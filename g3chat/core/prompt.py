@@ -14,6 +14,10 @@ projector's chunks, or into a short text note when the model cannot take them. A
 come before its text, as in Gemma's own prompts; a video frame is introduced by its time
 (``clip.mp4 @ 0:03:``).
 
+Tool calls and results (typed parts) are written out as Gemma's tool protocol text (``tool_code`` and
+``tool_outputs`` fences, see :mod:`g3chat.core.tools.protocol`) inside the message's own text, so they
+are people's text too: a file that a tool read cannot inject control tokens.
+
 Before rendering, history is normalized for Gemma's strict user/model alternation: system messages are
 merged into one leading system message (the template folds it into the first user turn) and consecutive
 messages of the same role are merged (e.g. a user message whose answer failed, followed by another).
@@ -28,7 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from g3chat.core.types import AttachmentPart, Message, TextPart
+from g3chat.core.tools.protocol import message_text
+from g3chat.core.types import AttachmentPart, Message
 
 BOS_TEXT = "<bos>"
 START_OF_TURN = "<start_of_turn>"
@@ -75,7 +80,7 @@ class MediaMarks:
 
 def content(message: Message, marks: MediaMarks | None = None) -> str:
     """A message's text with its attachments' markers first (attachments are left out without marks)."""
-    text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
+    text = message_text(message)
     if marks is None or message.role == "system":
         return text
     media = []

@@ -103,16 +103,69 @@ _ATTACHMENT_FIELDS = (
     "timestamp",
 )  # fmt: skip
 
-Part = TextPart | AttachmentPart | OpaquePart
+
+@dataclass(frozen=True)
+class ToolCallPart:
+    """A tool call the model made: ``id`` ties it to its :class:`ToolResultPart`."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    type: Literal["tool_call"] = "tool_call"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "tool_call", "id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+ToolStatus = Literal["ok", "error", "denied"]
+
+
+@dataclass(frozen=True)
+class ToolResultPart:
+    """What a tool call returned (or why it did not run), sent back to the model in a user turn."""
+
+    call_id: str
+    name: str
+    content: str
+    status: ToolStatus = "ok"
+    type: Literal["tool_result"] = "tool_result"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "tool_result",
+            "call_id": self.call_id,
+            "name": self.name,
+            "content": self.content,
+            "status": self.status,
+        }
+
+
+Part = TextPart | AttachmentPart | ToolCallPart | ToolResultPart | OpaquePart
 
 
 def part_from_json(data: dict[str, Any]) -> Part:
-    if data.get("type") == "text" and isinstance(data.get("text"), str):
+    kind = data.get("type")
+    if kind == "text" and isinstance(data.get("text"), str):
         return TextPart(data["text"])
-    if data.get("type") in MEDIA_KINDS:
+    if kind in MEDIA_KINDS:
         attachment = AttachmentPart.from_json(data)
         if attachment is not None:
             return attachment
+    if (
+        kind == "tool_call"
+        and isinstance(data.get("name"), str)
+        and isinstance(data.get("arguments"), dict)
+        and isinstance(data.get("id", ""), str)
+    ):
+        return ToolCallPart(data.get("id", ""), data["name"], dict(data["arguments"]))
+    if (
+        kind == "tool_result"
+        and isinstance(data.get("content"), str)
+        and data.get("status", "ok") in ("ok", "error", "denied")
+    ):
+        return ToolResultPart(
+            str(data.get("call_id", "")), str(data.get("name", "")), data["content"], data.get("status", "ok")
+        )
     return OpaquePart(dict(data))
 
 
@@ -172,6 +225,11 @@ class GenerationParams:
     seed: int | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    # Constrained decoding: a GBNF grammar (root rule ``root``) the output must follow. With
+    # ``grammar_triggers`` (regular expressions, ECMAScript syntax) the grammar is lazy: output is free
+    # until the text generated so far matches a trigger, then the grammar applies from the match on.
+    grammar: str | None = None
+    grammar_triggers: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {

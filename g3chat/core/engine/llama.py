@@ -26,6 +26,7 @@ from typing import Any
 
 from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.engine.decoding import StopMatcher, sample_tokens
+from g3chat.core.engine.grammar import GrammarCache
 from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.native_log import native_log
 from g3chat.core.engine.projector import GEMMA3N_AUDIO, MediaChunk, MediaItem, Projector
@@ -116,6 +117,7 @@ class LlamaCppEngine:
         self._vocab: Any = None
         self._evaluated = 0
         self._piece_buf = ctypes.create_string_buffer(64)
+        self._grammars = GrammarCache()
 
     # ------------------------------------------------------------------------------------------ load
 
@@ -164,6 +166,7 @@ class LlamaCppEngine:
         llm.verbose = self.verbose
         load_s = time.perf_counter() - started
         self._llm = llm
+        self._grammars.install(llm)
         vocab = llm._model.vocab
         bos_text = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
         eos_text = llm._model.token_get_text(llm.token_eos()) if llm.token_eos() != -1 else ""
@@ -305,6 +308,12 @@ class LlamaCppEngine:
 
     # --------------------------------------------------------------------------------- generation
 
+    def _grammar(self, params: GenerationParams) -> Any:
+        """The compiled grammar for ``params`` (lazy with triggers), or None; see engine/grammar.py."""
+        if not params.grammar:
+            return None
+        return self._grammars.get(self._require(), params.grammar, params.grammar_triggers)
+
     def perf(self) -> dict[str, float]:
         """llama.cpp's own counters since the start of the last turn (prompt tokens evaluated, timings)."""
         import llama_cpp
@@ -362,6 +371,7 @@ class LlamaCppEngine:
             min_p=params.min_p,
             temp=params.temperature,
             repeat_penalty=params.repeat_penalty,
+            grammar=self._grammar(params),
         )
 
     def stream_chat(

@@ -13,7 +13,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from g3chat.core.types import FinishReason, GenerationParams, Message, OpaquePart, Part, TextPart
+from g3chat.core.tools.protocol import format_calls, format_result
+from g3chat.core.types import (
+    FinishReason,
+    GenerationParams,
+    Message,
+    OpaquePart,
+    Part,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+)
 
 # ----------------------------------------------------------------------------------------- requests
 
@@ -26,6 +36,9 @@ def text_part(part: TextPart) -> dict[str, Any]:
 PART_MAPPERS: dict[type, Callable[[Any], dict[str, Any] | None]] = {
     TextPart: text_part,
     OpaquePart: lambda part: None,
+    # Tool calls and results from g3chat's own tool loop travel as the protocol text the model wrote/read.
+    ToolCallPart: lambda part: {"type": "text", "text": f"\n{format_calls([part])}\n"},
+    ToolResultPart: lambda part: {"type": "text", "text": f"\n{format_result(part)}\n"},
 }
 
 

@@ -1,0 +1,119 @@
+"""``g3chat ask --tools``: the tool loop behind ask, with approval on the terminal and a trace on stderr.
+
+Mutating tools run with ``--yes``, with ``--allow NAME,...``, or after a yes on the terminal; when stdin
+or stderr is not a terminal there is nobody to ask, so anything else is refused (and the model is told).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from g3chat.cli.output import AnswerWriter, choose_writer
+from g3chat.cli.tools_cmd import TerminalApprover, is_interactive, trace_line
+from g3chat.core.errors import InputError
+from g3chat.core.tools.approval import ApprovalPolicy
+from g3chat.core.tools.loop import ToolCallFinished, ToolCallStarted, ToolLoop, check_tool_choice
+from g3chat.core.tools.setup import ToolSet
+from g3chat.core.types import GenerationParams, Message
+
+if TYPE_CHECKING:
+    from g3chat.cli.ask import AskOptions
+    from g3chat.core.engine.base import Engine
+    from g3chat.core.store import Store
+    from g3chat.runtime import Runtime
+
+
+def _names(text: str | None) -> list[str]:
+    return [n for n in (p.strip() for p in (text or "").split(",")) if n]
+
+
+def open_tools(runtime: Runtime, opts: AskOptions) -> ToolSet:
+    """The tool set, with ``--tools``, ``--allow`` and ``--tool-choice`` checked before the model loads."""
+    toolset = runtime.load_tools()
+    try:
+        registry = toolset.registry
+        for notice in registry.notices():
+            sys.stderr.write(f"g3chat: {notice}\n")
+        selected = [t.name for t in registry.select(opts.tools or "")]
+        if not selected:
+            raise InputError("--tools names no tools (use all or NAME,NAME)")
+        unknown = [n for n in _names(opts.allow) if n not in registry]
+        if unknown:
+            raise InputError(f"--allow: unknown tool(s): {', '.join(unknown)}")
+        check_tool_choice(opts.tool_choice, selected)
+    except BaseException:
+        toolset.close()
+        raise
+    return toolset
+
+
+class ToolStream:
+    """Runs the loop for ask and shows each call: the answer so far is finished, then a trace line."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        toolset: ToolSet,
+        engine: Engine,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        opts: AskOptions,
+        cancel: threading.Event,
+        store: Store | None,
+        conversation_id: int | None,
+        model_name: str,
+    ) -> None:
+        self.opts = opts
+        self.runtime = runtime
+        approver = TerminalApprover() if is_interactive() else None
+        settings = runtime.settings.tools
+        n_ctx = engine.info.n_ctx if engine.info is not None else settings.output_limit
+        self.loop = ToolLoop(
+            engine,
+            messages,
+            params,
+            toolset.registry.select(opts.tools or ""),
+            policy=ApprovalPolicy.create(approver, allow=_names(opts.allow), yes=opts.yes),
+            tool_choice=opts.tool_choice,
+            max_steps=opts.max_steps or settings.max_steps,
+            result_limit=min(settings.output_limit, n_ctx),
+            cancel=cancel,
+            store=store if opts.save else None,
+            conversation_id=conversation_id,
+            model_name=model_name,
+        )
+        self._saving = store is not None and opts.save and conversation_id is not None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loop)
+
+    @property
+    def result(self) -> Any:
+        return self.loop.result
+
+    @property
+    def saved(self) -> bool:
+        return self._saving and self.loop.steps > 0
+
+    def show(self, event: Any, writer: AnswerWriter | None) -> AnswerWriter | None:
+        """Handle a tool event; returns the writer to use for the text that follows."""
+        if isinstance(event, ToolCallStarted) and writer is not None:
+            writer.finish()  # the answer so far is complete on screen before any prompt or trace
+            return choose_writer(plain=self.opts.plain, markdown_enabled=self.runtime.settings.ui.markdown)
+        if isinstance(event, ToolCallFinished) and not self.opts.json_output:
+            result = event.result
+            sys.stderr.write(
+                trace_line(
+                    event.call.name, event.call.arguments, result.status, result.content, event.approval
+                )
+            )
+            if event.approval == "no-approver":
+                sys.stderr.write(
+                    f"g3chat: {event.call.name} changes things and was not run: use --yes or --allow "
+                    f"{event.call.name} when not on a terminal\n"
+                )
+            sys.stderr.flush()
+        return writer
