@@ -8,6 +8,7 @@ the config file, the environment (``G3CHAT_MODEL``, ``G3CHAT_<SECTION>__<FIELD>`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -289,3 +290,38 @@ def documented_fields() -> list[tuple[str, Any, str]]:
             rows.append((f"{section}.{f.name}", f.default, f.metadata.get("doc", "")))
     rows.append(("keys", {}, Settings.__dataclass_fields__["keys"].metadata["doc"]))
     return rows
+
+
+def save_setting(path: Path, dotted: str, value: Any) -> None:
+    """Write one setting (``"ui.theme"``) into the config file, keeping its comments and layout.
+
+    The file is rewritten atomically (a temporary file in the same folder, then a rename), so a crash
+    never leaves half a config behind. A file that is not valid TOML is left alone (ConfigError).
+    """
+    import tempfile
+
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        doc = tomlkit.parse(text)
+    except ParseError as exc:
+        raise ConfigError(f"{path}: cannot update {dotted}: invalid TOML: {exc}") from None
+    *sections, key = dotted.split(".")
+    table: Any = doc
+    for name in sections:
+        if name not in table:
+            table[name] = tomlkit.table()
+        table = table[name]
+    table[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(tomlkit.dumps(doc))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
