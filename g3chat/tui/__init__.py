@@ -1,0 +1,1 @@
+"""The interactive chat UI (Textual). Imported only when ``g3chat`` opens it."""

@@ -1,0 +1,1 @@
+"""The chat UI's widgets, one per module."""
