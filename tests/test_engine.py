@@ -173,7 +173,12 @@ def test_sliding_window_rollback_is_safe(test_model_path: Path) -> None:
     short_b = [user(LONG_TEXT[:150] + " A different question entirely?")]
     for swa_full in (False, True):
         eng = LlamaCppEngine(
-            test_model_path, n_ctx=2048, n_threads=TEST_THREADS, swa_full=swa_full, n_batch=64, flash_attn=False
+            test_model_path,
+            n_ctx=2048,
+            n_threads=TEST_THREADS,
+            swa_full=swa_full,
+            n_batch=64,
+            flash_attn=False,
         )
         eng.load()
         try:
