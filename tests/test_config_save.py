@@ -34,7 +34,7 @@ def test_malformed_file_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[ui\ntheme = 1\n")
     before = path.read_bytes()
-    with pytest.raises(ConfigError, match="cannot update ui.theme"):
+    with pytest.raises(ConfigError, match=r"cannot update ui\.theme"):
         save_setting(path, "ui.theme", "x")
     assert path.read_bytes() == before
 

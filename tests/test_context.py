@@ -16,7 +16,7 @@ def history(turns: int) -> list[Message]:
     out = [system("be brief")]
     for i in range(turns):
         out += [user(f"q{i} " + "x " * 10), assistant(f"a{i} " + "y " * 10)]
-    return out + [user("last question")]
+    return [*out, user("last question")]
 
 
 def test_everything_kept_when_it_fits() -> None:

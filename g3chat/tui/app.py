@@ -8,7 +8,9 @@ answering) waits its turn instead of being lost.
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import ClassVar
@@ -32,6 +34,9 @@ from g3chat.tui.generation import GenerationJob, load_engine, run_generation
 from g3chat.tui.screens.chat_screen import ChatScreen
 from g3chat.tui.themes import DEFAULT_THEME, load_themes
 
+FRAME_RATE = 15  # most chat updates per second while an answer streams
+UI_CPU_FACTOR = 30  # the next frame waits at least this many times the UI's CPU time since the last
+GIL_SWITCH_S = 0.0002  # sys.setswitchinterval while an answer streams (Python's default is 0.005)
 TEST_MODEL_NOTICE = (
     "Using the offline test model (Gemma 3 270M base): its answers are not meaningful. "
     "Set `model` in the config file or pass --model with a Gemma 3n GGUF."
@@ -75,6 +80,7 @@ class G3ChatApp(App[None]):
         self.engine_idle.set()
         self._saved_theme = settings.ui.theme
         self._chat_screen: ChatScreen | None = None
+        self._switch_interval: float | None = None
 
     # ------------------------------------------------------------------------------------- set-up
 
@@ -238,7 +244,22 @@ class G3ChatApp(App[None]):
             self.engine_idle.clear()
             self.show_model_state()
             await self.chat_screen.answer_started(job)
+            self._fast_gil_handoff(True)
             self._generate(job)
+
+    def _fast_gil_handoff(self, on: bool) -> None:
+        """While an answer streams, make this (UI) thread hand the GIL to the engine thread quickly.
+
+        The engine thread crosses into C (llama.cpp, through ctypes) many times per token and needs the GIL
+        back after each call; with Python's default 5 ms switch interval a busy UI thread can make it wait
+        that long every time. A short interval keeps decoding at the engine's own speed.
+        """
+        if on and self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(GIL_SWITCH_S)
+        elif not on and self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
 
     @work(thread=True, group="engine", exit_on_error=False, name="generate")
     def _generate(self, job: GenerationJob) -> None:
@@ -249,9 +270,31 @@ class G3ChatApp(App[None]):
             self.engine_idle.set()
 
     async def on_answer_grew(self, event: msg.AnswerGrew) -> None:
+        """Show new text in frames: at most FRAME_RATE a second, and less often when showing costs more.
+
+        Each frame re-lays out and repaints the chat, which costs this thread CPU time that the engine's
+        threads could use. The next frame waits at least UI_CPU_FACTOR times the CPU time this thread spent
+        since the last one, so the UI's share of a core stays near 1 / UI_CPU_FACTOR however slow the
+        machine or long the conversation.
+        """
         job = event.job
+        wait = job.shown_at + job.frame_s - time.perf_counter()
+        if wait > 0:
+            if not job.drain_scheduled:
+                job.drain_scheduled = True
+                self.set_timer(wait, partial(self._show_new_text, job))
+            return
+        await self._show_new_text(job)
+
+    async def _show_new_text(self, job: GenerationJob) -> None:
+        job.drain_scheduled = False
+        job.shown_at = time.perf_counter()
+        cpu = time.thread_time()
+        if job.cpu_mark:
+            job.frame_s = max(1 / FRAME_RATE, (cpu - job.cpu_mark) * UI_CPU_FACTOR)
+        job.cpu_mark = cpu
         text = job.buffer.drain()
-        if text:
+        if text and job is self.job:
             job.text += text
             await self.chat_screen.answer_grew(job, text)
         self.chat_screen.header.set_speed(job.buffer.rate())
@@ -271,12 +314,13 @@ class G3ChatApp(App[None]):
         if rest:
             job.text += rest
             await self.chat_screen.answer_grew(job, rest)
-        self.job = None
         if event.error:
             self.notify(event.error, title="Generation failed", severity="error", markup=False, timeout=10)
         usage = event.result.usage if event.result else None
         self.chat_screen.header.set_speed(usage.decode_tokens_per_s if usage else job.buffer.rate())
         await self.chat_screen.answer_finished(event)
+        self.job = None
+        self._fast_gil_handoff(False)
         self.show_model_state()
         await self._pump()
 
@@ -293,6 +337,7 @@ class G3ChatApp(App[None]):
         """Stop any answer (it is saved as partial), wait for the engine thread, close an engine we own."""
         self.cancel_generation()
         self.engine_idle.wait(timeout)
+        self._fast_gil_handoff(False)
         if self._owns_engine and self.engine is not None:
             self.engine.close()
             self.engine = None

@@ -78,6 +78,10 @@ class GenerationJob:
     # Used by the UI thread only: the text shown so far and the widget showing it.
     text: str = ""
     view: Any = None
+    shown_at: float = 0.0
+    drain_scheduled: bool = False
+    frame_s: float = 0.0  # the UI's current time between frames (see G3ChatApp.on_answer_grew)
+    cpu_mark: float = 0.0
 
 
 def load_engine(factory: Callable[[], Engine] | None, engine: Engine | None, post: Post) -> None:

@@ -101,3 +101,26 @@ async def test_context_meter_fills_up(make_app, store: Store) -> None:
         assert "/100" in str(meter.render())
         assert meter.has_class("-full") or meter.has_class("-warn")
         assert isinstance(views(app)[-1], MessageView)
+
+
+async def test_long_conversations_mount_the_latest_messages_first(make_app, store: Store) -> None:
+    from g3chat.tui.widgets.chat_view import WINDOW
+
+    c = store.create_conversation("long")
+    ids = []
+    for i in range(WINDOW * 2):
+        ids.append(store.add_message(c.id, "user" if i % 2 == 0 else "assistant", f"message number {i}").id)
+    app = make_app(conversation_id=c.id)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        chat = app.chat_screen.chat
+        assert [v.message_id for v in chat.messages()] == ids[-WINDOW:]
+        marker = chat.query_one(".earlier")
+        assert f"{WINDOW} earlier messages" in str(marker.render())
+        chat.scroll_home(animate=False)
+        await wait_until(pilot, lambda: len(chat.messages()) == 2 * WINDOW and not chat.query(".earlier"))
+        assert [v.message_id for v in chat.messages()] == ids
+        # A search hit in the part not shown yet is mounted on the way.
+        await app.chat_screen.open_conversation(c.id, focus=ids[1])
+        await pilot.pause()
+        assert isinstance(app.focused, MessageView) and app.focused.message_id == ids[1]

@@ -34,7 +34,7 @@ def colour(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def history(store: Store) -> int:
-    store.create_conversation("Zebra facts").id
+    store.create_conversation("Zebra facts")
     other = store.create_conversation("Trip to Lisbon")
     store.add_message(other.id, "user", "Three things to see in Lisbon?")
     store.add_message(other.id, "assistant", "Belém Tower, Alfama, and the LX Factory.")

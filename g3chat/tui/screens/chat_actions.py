@@ -240,11 +240,14 @@ class ChatActions(_Base):
         if views:
             views[-1].focus()
 
-    def action_select_message(self, step: int) -> None:
+    async def action_select_message(self, step: int) -> None:
         views = self.chat.messages()
         focused = self.focused
         if not views or not isinstance(focused, MessageView) or focused not in views:
             return
+        if focused is views[0] and step < 0 and self.chat.earlier:
+            await self.chat.show_earlier()
+            views = self.chat.messages()
         index = views.index(focused) + step
         if index >= len(views):
             self.prompt.focus()

@@ -122,7 +122,7 @@ class ChatScreen(ChatActions, Screen[None]):
         self.query_one(ConversationList).mark(conversation_id)
         self.update_meter()
         if focus is not None:
-            target = self.chat.find(focus)
+            target = await self.chat.reveal(focus)
             if target is not None:
                 target.add_class("-hit")
                 self.chat.scroll_to_widget(target, top=True, animate=False)

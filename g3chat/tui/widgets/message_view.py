@@ -20,7 +20,7 @@ class MessageView(Vertical, can_focus=True):
     MessageView {
         height: auto;
         padding: 0 1;
-        margin: 0 0 1 0;
+        margin: 0;  /* the last Markdown block's own bottom margin separates messages */
         border-left: wide $primary 60%;
     }
     MessageView.-user { border-left: wide $secondary; background: $boost; }
@@ -29,8 +29,7 @@ class MessageView(Vertical, can_focus=True):
     MessageView > .meta { height: 1; color: $text-muted; }
     MessageView.-partial > .meta { color: $warning; }
     MessageView.-error > .meta { color: $error; }
-    MessageView > .error-line { color: $error; display: none; }
-    MessageView.-error > .error-line { display: block; }
+    MessageView > .error-line { color: $error; }
     MessageView > Markdown { margin: 0; padding: 0; background: transparent; }
     """
 
@@ -71,7 +70,8 @@ class MessageView(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static(self._meta_text(), classes="meta", markup=False)
         yield Markdown(self.text)
-        yield Static(self.error or "", classes="error-line", markup=False)
+        if self.error:
+            yield Static(self.error, classes="error-line", markup=False)
 
     # ---------------------------------------------------------------------------------------- state
 
@@ -86,8 +86,8 @@ class MessageView(Vertical, can_focus=True):
         return " · ".join(parts)
 
     def refresh_meta(self) -> None:
-        if self.is_mounted:
-            self.query_one(".meta", Static).update(self._meta_text())
+        for meta in self.query_children(".meta").results(Static):
+            meta.update(self._meta_text())
 
     def set_pending(self, note: str | None) -> None:
         self.pending = note
@@ -98,8 +98,11 @@ class MessageView(Vertical, can_focus=True):
         self.error = error
         for name in ("partial", "error"):
             self.set_class(status == name, f"-{name}")
-        if self.is_mounted:
-            self.query_one(".error-line", Static).update(error or "")
+        lines = list(self.query_children(".error-line").results(Static))
+        for line in lines:
+            line.update(error or "")
+        if not lines and error and self.is_attached:
+            self.mount(Static(error, classes="error-line", markup=False))
         self.refresh_meta()
 
     @property
