@@ -101,6 +101,7 @@ class ChatScreen(ChatActions, Screen[None]):
 
     async def open_conversation(self, conversation_id: int | None, *, focus: int | None = None) -> None:
         """Show a conversation's current branch (or an empty new chat when ``conversation_id`` is None)."""
+        sidebar_had_focus = self.query_one(ConversationList).has_focus
         self.conversation_id = conversation_id
         views: list[MessageView] = []
         self.used_tokens = None
@@ -121,12 +122,13 @@ class ChatScreen(ChatActions, Screen[None]):
         await self.chat.show(views)
         self.query_one(ConversationList).mark(conversation_id)
         self.update_meter()
-        if focus is not None:
-            target = await self.chat.reveal(focus)
-            if target is not None:
-                target.add_class("-hit")
-                self.chat.scroll_to_widget(target, top=True, animate=False)
-                target.focus()
+        target = await self.chat.reveal(focus) if focus is not None else None
+        if target is not None:
+            target.add_class("-hit")
+            self.chat.scroll_to_widget(target, top=True, animate=False)
+            target.focus()
+        elif not sidebar_had_focus:
+            self.prompt.focus()
 
     async def reload(self, *, focus: int | None = None) -> None:
         await self.open_conversation(self.conversation_id, focus=focus)
