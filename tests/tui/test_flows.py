@@ -274,3 +274,27 @@ async def test_rename_and_delete_with_confirmation(make_app, store: Store) -> No
         await pilot.pause()
         assert app.chat_screen.conversation_id is None and views(app) == []
         assert sidebar.option_count == 0
+
+
+async def test_switching_chats_while_answering(make_app, store: Store) -> None:
+    words = " ".join(f"w{i}" for i in range(60))
+    slow = FakeEngine(delay=0.02).enqueue(words, "second chat answer")
+    other = store.create_conversation("Other chat")
+    store.add_message(other.id, "user", "old question")
+    app = make_app(slow)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_state == "ready")
+        await send(pilot, app, "long one")
+        first = store.latest_conversation().id
+        await wait_until(pilot, lambda: app.job is not None and len(app.job.text) > 10)
+        await app.chat_screen.open_conversation(other.id)  # away while it streams
+        await send(pilot, app, "meanwhile")  # queued behind the running answer
+        await pilot.pause()
+        assert app.queue == [other.id]
+        await app.chat_screen.open_conversation(first)  # and back: the answer so far, still streaming
+        await wait_until(pilot, lambda: idle(app))
+        await pilot.pause()
+        assert [m.text for m in store.messages(first)] == ["long one", words]
+        await app.chat_screen.open_conversation(first)
+        assert views(app)[-1].text == words
+        assert [m.text for m in store.messages(other.id)][-2:] == ["meanwhile", "second chat answer"]

@@ -114,6 +114,9 @@ class ChatScreen(ChatActions, Screen[None]):
                     self.used_tokens = m.prompt_tokens + (m.completion_tokens or 0)
                     break
         job = self.g3.job
+        if job is not None and job.view is not None:
+            await job.view.stop_stream()  # the chat is about to be replaced
+            job.view = None
         if job is not None and job.conversation_id == conversation_id:
             job.view = self._streaming_view(job)
             views.append(job.view)

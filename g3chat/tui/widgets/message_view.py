@@ -125,6 +125,12 @@ class MessageView(Vertical, can_focus=True):
         assert self._stream is not None
         await self._stream.write(text)
 
+    async def stop_stream(self) -> None:
+        """Stop streaming without a final render (the view is going away)."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.stop()
+
     async def end_stream(self, text: str) -> None:
         """Stop streaming, then render the whole answer once (an unclosed code fence loses nothing)."""
         try:
