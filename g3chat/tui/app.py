@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from textual import work
@@ -36,6 +37,7 @@ from g3chat.tui.themes import DEFAULT_THEME, load_themes
 
 FRAME_RATE = 15  # most chat updates per second while an answer streams
 UI_CPU_FACTOR = 30  # the next frame waits at least this many times the UI's CPU time since the last
+LOAD_DELAY_S = 0.05  # after the first frame, before the model starts loading
 GIL_SWITCH_S = 0.0002  # sys.setswitchinterval while an answer streams (Python's default is 0.005)
 TEST_MODEL_NOTICE = (
     "Using the offline test model (Gemma 3 270M base): its answers are not meaningful. "
@@ -44,7 +46,7 @@ TEST_MODEL_NOTICE = (
 
 
 class G3ChatApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere find it too
     TITLE = "g3chat"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit"),
@@ -104,6 +106,11 @@ class G3ChatApp(App[None]):
                 markup=False,
             )
         self.set_keymap(keymap)
+
+    def on_ready(self) -> None:
+        # The first frame is on screen: now load the model (importing llama.cpp holds the GIL for a while,
+        # so starting earlier would delay the first paint). A short pause lets the frame reach the terminal.
+        self.set_timer(LOAD_DELAY_S, self.start_loading)
 
     def start_loading(self) -> None:
         """Load the model in the background (called once the chat screen has painted)."""

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from g3chat.core.search import SearchHit
-from g3chat.tui.screens.chat_settings_screen import ChatSettings, ChatSettingsScreen
-from g3chat.tui.screens.code_picker_screen import CodePickerScreen, code_blocks
-from g3chat.tui.screens.confirm_screen import ConfirmScreen
-from g3chat.tui.screens.edit_message_screen import EditMessageScreen
-from g3chat.tui.screens.rename_screen import RenameScreen
-from g3chat.tui.screens.search_screen import SearchScreen
 from g3chat.tui.widgets.conversation_list import ConversationList
 from g3chat.tui.widgets.message_view import MessageView
 
+# The dialogs are imported when first opened: the window should be up before they are loaded.
 if TYPE_CHECKING:
+    from g3chat.core.search import SearchHit
     from g3chat.tui.screens.chat_screen import ChatScreen
+    from g3chat.tui.screens.chat_settings_screen import ChatSettings
 
     _Base = ChatScreen
 else:
@@ -57,6 +53,8 @@ class ChatActions(_Base):
             self.prompt.focus()
 
     def action_rename_chat(self) -> None:
+        from g3chat.tui.screens.rename_screen import RenameScreen
+
         if self.conversation_id is None:
             self.notify("Nothing to rename yet: this chat is empty.")
             return
@@ -71,6 +69,8 @@ class ChatActions(_Base):
         self.app.push_screen(RenameScreen(title), done)
 
     def action_delete_chat(self) -> None:
+        from g3chat.tui.screens.confirm_screen import ConfirmScreen
+
         if self.conversation_id is None or self._busy_here():
             return
         conversation = self.g3.store.get_conversation(self.conversation_id)
@@ -89,6 +89,8 @@ class ChatActions(_Base):
         self.app.push_screen(ConfirmScreen(question), done)
 
     def action_chat_settings(self) -> None:
+        from g3chat.tui.screens.chat_settings_screen import ChatSettingsScreen
+
         store = self.g3.store
         current = store.get_conversation(self.conversation_id) if self.conversation_id is not None else None
         system_prompt = current.system_prompt if current else self.g3.settings.generation.system_prompt
@@ -115,6 +117,8 @@ class ChatActions(_Base):
     # ------------------------------------------------------------------------------------- search
 
     def action_search(self) -> None:
+        from g3chat.tui.screens.search_screen import SearchScreen
+
         self.app.push_screen(SearchScreen(self.g3.store), self.jump_to)
 
     async def jump_to(self, hit: SearchHit | None) -> None:
@@ -164,6 +168,7 @@ class ChatActions(_Base):
             self.notify("No message of yours to edit here.")
             return
         original = self.g3.store.get_message(target.message_id)
+        from g3chat.tui.screens.edit_message_screen import EditMessageScreen
 
         async def done(text: str | None) -> None:
             if text is None or self.conversation_id != original.conversation_id:
@@ -219,6 +224,8 @@ class ChatActions(_Base):
         self.notify("Copied the message.")
 
     def action_copy_code(self) -> None:
+        from g3chat.tui.screens.code_picker_screen import CodePickerScreen, code_blocks
+
         target = self._copy_target()
         blocks = code_blocks(target.text) if target is not None else []
         if not blocks:

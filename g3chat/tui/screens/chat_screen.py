@@ -68,7 +68,6 @@ class ChatScreen(ChatActions, Screen[None]):
         self.refresh_sidebar()
         self.g3.show_model_state()
         await self.open_conversation(self.g3.initial_conversation)
-        self.call_after_refresh(self.g3.start_loading)
 
     # -------------------------------------------------------------------------------- conversations
 

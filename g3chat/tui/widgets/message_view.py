@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Markdown, Static
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from textual.widgets import Markdown
+    from textual.widgets.markdown import MarkdownStream
 
 STATUS_NOTES = {"partial": "stopped · partial", "error": "failed"}
 
@@ -68,6 +71,8 @@ class MessageView(Vertical, can_focus=True):
         self.set_class(status in ("partial", "error"), f"-{status}")
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Markdown  # Markdown pulls in markdown-it and Pygments: not at start-up
+
         yield Static(self._meta_text(), classes="meta", markup=False)
         yield Markdown(self.text)
         if self.error:
@@ -107,12 +112,14 @@ class MessageView(Vertical, can_focus=True):
 
     @property
     def markdown(self) -> Markdown:
+        from textual.widgets import Markdown
+
         return self.query_one(Markdown)
 
     # ------------------------------------------------------------------------------------ streaming
 
     def begin_stream(self) -> None:
-        self._stream = Markdown.get_stream(self.markdown)
+        self._stream = self.markdown.get_stream(self.markdown)
 
     async def write(self, text: str) -> None:
         if not text:
