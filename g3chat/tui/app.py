@@ -159,6 +159,8 @@ class G3ChatApp(App[None]):
         return self.model_info.name if self.model_info else "Assistant"
 
     def show_model_state(self) -> None:
+        if not self.ui_alive():
+            return
         header = self.chat_screen.header
         if self.model_state == "loading":
             header.set_status("loading the model…", "busy")
@@ -184,10 +186,17 @@ class G3ChatApp(App[None]):
             self.engine = message.engine  # known at once, so shutdown can close it even mid-message
         self.post_message(message)  # type: ignore[arg-type]
 
+    def ui_alive(self) -> bool:
+        """False while the app is closing: engine results may still arrive, with no widgets to show them."""
+        screen = self._chat_screen
+        return self.is_running and screen is not None and screen.is_attached and not self._exit
+
     async def on_model_loaded(self, event: msg.ModelLoaded) -> None:
         self.engine = event.engine
         self.model_info = event.info
         self.model_state = "ready"
+        if not self.ui_alive():
+            return
         if event.info.is_test_model:
             self.notify(TEST_MODEL_NOTICE, severity="warning", timeout=12, markup=False)
         self.show_model_state()
@@ -197,6 +206,8 @@ class G3ChatApp(App[None]):
     async def on_model_load_failed(self, event: msg.ModelLoadFailed) -> None:
         self.model_state = "failed"
         self.load_error = event.error
+        if not self.ui_alive():
+            return
         self.show_model_state()
         await self.chat_screen.chat.remove_children(".-waiting")
         await self.chat_screen.chat.notice(
@@ -239,7 +250,7 @@ class G3ChatApp(App[None]):
 
     async def _pump(self) -> None:
         """Start the next queued answer when the model is ready and idle."""
-        while self.model_state == "ready" and self.job is None and self.queue:
+        while self.model_state == "ready" and self.job is None and self.queue and self.ui_alive():
             conversation_id = self.queue.pop(0)
             path = self.store.messages(conversation_id)
             if not path or path[-1].role != "user":
@@ -301,33 +312,40 @@ class G3ChatApp(App[None]):
             job.frame_s = max(1 / FRAME_RATE, (cpu - job.cpu_mark) * UI_CPU_FACTOR)
         job.cpu_mark = cpu
         text = job.buffer.drain()
-        if text and job is self.job:
+        if job is not self.job or not self.ui_alive():
+            return
+        if text:
             job.text += text
             await self.chat_screen.answer_grew(job, text)
         self.chat_screen.header.set_speed(job.buffer.rate())
 
     def on_prompt_evaluated(self, event: msg.PromptEvaluated) -> None:
-        if event.total:
+        if event.total and self.ui_alive():
             self.chat_screen.header.set_status(
                 f"reading the conversation {100 * event.done // event.total}%", "busy"
             )
 
     async def on_context_trimmed(self, event: msg.ContextTrimmed) -> None:
-        await self.chat_screen.context_trimmed(event.job, event.dropped)
+        if self.ui_alive():
+            await self.chat_screen.context_trimmed(event.job, event.dropped)
 
     async def on_answer_finished(self, event: msg.AnswerFinished) -> None:
         job = event.job
-        rest = job.buffer.drain()
-        if rest:
-            job.text += rest
-            await self.chat_screen.answer_grew(job, rest)
-        if event.error:
-            self.notify(event.error, title="Generation failed", severity="error", markup=False, timeout=10)
-        usage = event.result.usage if event.result else None
-        self.chat_screen.header.set_speed(usage.decode_tokens_per_s if usage else job.buffer.rate())
-        await self.chat_screen.answer_finished(event)
-        self.job = None
-        self._fast_gil_handoff(False)
+        try:
+            rest = job.buffer.drain()
+            if not self.ui_alive():
+                return
+            if rest:
+                job.text += rest
+                await self.chat_screen.answer_grew(job, rest)
+            if event.error:
+                self.notify(event.error, title="Generation failed", severity="error", markup=False)
+            usage = event.result.usage if event.result else None
+            self.chat_screen.header.set_speed(usage.decode_tokens_per_s if usage else job.buffer.rate())
+            await self.chat_screen.answer_finished(event)
+        finally:
+            self.job = None
+            self._fast_gil_handoff(False)
         self.show_model_state()
         await self._pump()
 

@@ -39,21 +39,27 @@ class ChatHeader(Horizontal):
         yield Static(meter_text(None, None), id="meter", markup=False)
         yield Static("", id="speed", markup=False)
 
+    def _part(self, name: str) -> Static:
+        """One of the header's fields; a detached stand-in while the app is closing (updates are dropped)."""
+        for part in self.query_children(f"#{name}").results(Static):
+            return part
+        return Static()
+
     def set_model(self, name: str) -> None:
-        self.query_one("#model", Static).update(name)
+        self._part("model").update(name)
 
     def set_status(self, text: str, kind: str = "") -> None:
-        status = self.query_one("#status", Static)
+        status = self._part("status")
         status.update(text)
         status.set_class(kind == "busy", "-busy")
         status.set_class(kind == "error", "-error")
 
     def set_context(self, used: int | None, n_ctx: int | None) -> None:
-        meter = self.query_one("#meter", Static)
+        meter = self._part("meter")
         meter.update(meter_text(used, n_ctx))
         share = (used or 0) / n_ctx if n_ctx else 0.0
         meter.set_class(WARN_AT <= share < FULL_AT, "-warn")
         meter.set_class(share >= FULL_AT, "-full")
 
     def set_speed(self, tokens_per_s: float | None) -> None:
-        self.query_one("#speed", Static).update(f"{tokens_per_s:.1f} tok/s" if tokens_per_s else "")
+        self._part("speed").update(f"{tokens_per_s:.1f} tok/s" if tokens_per_s else "")
