@@ -298,3 +298,16 @@ async def test_switching_chats_while_answering(make_app, store: Store) -> None:
         await app.chat_screen.open_conversation(first)
         assert views(app)[-1].text == words
         assert [m.text for m in store.messages(other.id)][-2:] == ["meanwhile", "second chat answer"]
+
+
+async def test_quitting_mid_answer_saves_it_as_partial(make_app, store: Store) -> None:
+    slow = FakeEngine(delay=0.05).enqueue(" ".join(f"w{i}" for i in range(500)))
+    app = make_app(slow)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_state == "ready")
+        await send(pilot, app, "go on forever")
+        await wait_until(pilot, lambda: app.job is not None and len(app.job.text) > 5)
+        await pilot.press("ctrl+q")
+    app.shutdown(timeout=10)  # what the CLI does after the app returns
+    answer = store.messages(store.latest_conversation().id)[-1]
+    assert answer.role == "assistant" and answer.status == "partial" and answer.text.startswith("w0 w1")
