@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from g3chat.core.errors import NotFoundError, StoreError
-from g3chat.core.search import MARK_END, MARK_START, SearchHit, fts_query
+from g3chat.core.search import SEARCH_SQL, SearchHit, fts_query
 from g3chat.core.types import Message, Part, Role, TextPart, parts_from_json, parts_to_json
 
 STATUSES = ("complete", "partial", "error")
@@ -485,21 +485,4 @@ class Store:
         query = fts_query(text)
         if query is None:
             return []
-        rows = self._query(
-            "SELECT m.id, m.conversation_id, m.role, c.title, "
-            "snippet(message_fts, 0, ?, ?, '…', 12) AS snippet "
-            "FROM message_fts JOIN messages m ON m.id = message_fts.rowid "
-            "JOIN conversations c ON c.id = m.conversation_id "
-            "WHERE message_fts MATCH ? ORDER BY bm25(message_fts), m.id DESC LIMIT ?",
-            (MARK_START, MARK_END, query, int(limit)),
-        )
-        return [
-            SearchHit(
-                conversation_id=r["conversation_id"],
-                message_id=r["id"],
-                conversation_title=r["title"],
-                role=r["role"],
-                snippet=r["snippet"],
-            )
-            for r in rows
-        ]
+        return [SearchHit.from_row(r) for r in self._query(SEARCH_SQL, (query, int(limit)))]
