@@ -8,7 +8,6 @@ the config file, the environment (``G3CHAT_MODEL``, ``G3CHAT_<SECTION>__<FIELD>`
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
@@ -40,6 +39,12 @@ def _between(lo: float, hi: float | None = None):
         return None
 
     return check
+
+
+def _url_or_empty(value: str) -> str | None:
+    if value and not re.match(r"^https?://[^/\s]+", value.strip()):
+        return "must be an http(s) URL such as http://127.0.0.1:8080/v1, or empty"
+    return None
 
 
 @dataclass
@@ -75,7 +80,7 @@ class GenerationSettings:
 
 @dataclass
 class EngineSettings:
-    """How llama.cpp runs the model."""
+    """How the model runs: llama.cpp in this process, or an OpenAI-compatible server (``base_url``)."""
 
     n_ctx: int = field(
         default=8192,
@@ -98,11 +103,67 @@ class EngineSettings:
             "if your GPU backend does not."
         ),
     )
+    speculative: bool = field(
+        default=True,
+        metadata=_doc(
+            "Prompt-lookup speculative decoding: faster when answers repeat the conversation's text; "
+            "output unchanged (identical when greedy, same distribution when sampling)."
+        ),
+    )
+    state_cache_mb: int = field(
+        default=2048,
+        metadata=_doc(
+            "Disk budget for saved KV states of long conversations (continue them in a new process without "
+            "re-reading history); 0 disables.",
+            _between(0),
+        ),
+    )
+    state_memory_mb: int = field(
+        default=512,
+        metadata=_doc(
+            "Memory budget for KV states of recent conversations (fast switching); 0 disables.", _between(0)
+        ),
+    )
     swa_full: bool = field(
         default=True,
         metadata=_doc(
             "Keep the full sliding-window KV cache. Costs memory on long contexts but lets regenerate and "
             "edit reuse the cache; false saves memory and re-evaluates history when they roll back far."
+        ),
+    )
+    base_url: str = field(
+        default="",
+        metadata=_doc(
+            "OpenAI-compatible server to use instead of llama.cpp in this process, e.g. "
+            "http://127.0.0.1:8080/v1 (llama-server, vLLM, Ollama); empty runs the model locally.",
+            _url_or_empty,
+        ),
+    )
+    api_key_env: str = field(
+        default="",
+        metadata=_doc(
+            "Name of the environment variable holding the server's API key (e.g. OPENAI_API_KEY); "
+            "empty sends none. The key itself never goes in this file."
+        ),
+    )
+    model: str = field(
+        default="",
+        metadata=_doc("Model name to ask the server for; empty uses the server's only model."),
+    )
+    read_timeout: float = field(
+        default=120.0,
+        metadata=_doc(
+            "Seconds to wait for the server to send anything before giving up (a long prompt on a slow "
+            "server needs more).",
+            _between(1),
+        ),
+    )
+    retries: int = field(
+        default=3,
+        metadata=_doc(
+            "Attempts after the first when the server answers 5xx or the connection fails before the answer "
+            "starts (exponential backoff from 0.5 s); a half-streamed answer is never retried.",
+            _between(0, 10),
         ),
     )
 
@@ -121,7 +182,13 @@ class UISettings:
 class Settings:
     """Everything configurable. ``model`` is a GGUF path or a catalog variant name."""
 
-    model: str = field(default="", metadata=_doc("GGUF path or model name; empty picks automatically."))
+    model: str = field(
+        default="",
+        metadata=_doc(
+            "GGUF path or model variant name ('g3chat models list'); empty picks the best installed "
+            "one that fits."
+        ),
+    )
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     ui: UISettings = field(default_factory=UISettings)
@@ -292,36 +359,65 @@ def documented_fields() -> list[tuple[str, Any, str]]:
     return rows
 
 
-def save_setting(path: Path, dotted: str, value: Any) -> None:
-    """Write one setting (``"ui.theme"``) into the config file, keeping its comments and layout.
+def write_setting(path: Path, key: str, value: Any) -> None:
+    """Set (or, with ``None``, remove) ``key`` in the config file, keeping everything else.
 
-    The file is rewritten atomically (a temporary file in the same folder, then a rename), so a crash
-    never leaves half a config behind. A file that is not valid TOML is left alone (ConfigError).
+    ``key`` is top-level (``"model"``) or dotted (``"ui.theme"``: the table is created when missing). The
+    file is edited with tomlkit, so the user's comments, order and formatting survive, and replaced
+    atomically (a temporary file renamed over it), so a failure never leaves half a config behind.
     """
-    import tempfile
-
     import tomlkit
-    from tomlkit.exceptions import ParseError
+    from tomlkit.exceptions import TOMLKitError
 
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    text = ""
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from None
     try:
-        doc = tomlkit.parse(text)
-    except ParseError as exc:
-        raise ConfigError(f"{path}: cannot update {dotted}: invalid TOML: {exc}") from None
-    *sections, key = dotted.split(".")
-    table: Any = doc
-    for name in sections:
-        if name not in table:
-            table[name] = tomlkit.table()
-        table = table[name]
-    table[key] = value
+        document = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if "." in key:
+        *sections, leaf = key.split(".")
+        table: Any = document
+        for name in sections:
+            if name not in table:
+                if value is None:
+                    break
+                table[name] = tomlkit.table()
+            table = table[name]
+        else:
+            if value is None:
+                table.pop(leaf, None)
+            else:
+                table[leaf] = value
+    elif value is None:
+        document.pop(key, None)
+    elif key in document:
+        document[key] = value
+    else:
+        # A new top-level key must come before the first [table], or TOML would put it inside that table:
+        # rebuild the document item by item with the key in front of the first table.
+        rebuilt = tomlkit.document()
+        placed = False
+        for name, item in document.body:
+            if not placed and isinstance(item, (tomlkit.items.Table, tomlkit.items.AoT)):
+                rebuilt.add(key, value)
+                placed = True
+            if name is None:
+                rebuilt.add(item)
+            else:
+                rebuilt.append(name, item)
+        if not placed:
+            rebuilt.add(key, value)
+        document = rebuilt
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(tomlkit.dumps(doc))
+        tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write config: {exc.strerror or exc}") from None

@@ -70,6 +70,10 @@ class Paths:
         """Models g3chat manages itself (the offline test model, local copies)."""
         return _ensure(self.data_root / "models")
 
+    def kv_cache_dir(self) -> Path:
+        """Saved KV states of long conversations (safe to delete at any time)."""
+        return self.cache_root / "kv"
+
     def describe(self) -> dict[str, str]:
         return {
             "config file": str(self.config_file),
@@ -77,4 +81,5 @@ class Paths:
             "user themes": str(self.config_root / "themes"),
             "models": str(self.data_root / "models"),
             "cache": str(self.cache_root),
+            "saved KV states": str(self.cache_root / "kv"),
         }

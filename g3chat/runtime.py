@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from g3chat.config import Settings, load_settings
 from g3chat.core.engine.base import Engine
-from g3chat.core.models.resolve import ResolvedModel, resolve_model
+from g3chat.core.errors import ConfigError, InputError
+from g3chat.core.models.resolve import PullOffer, Resolution, ResolvedModel, resolve_model
 from g3chat.core.store import Store
 from g3chat.paths import Paths
 
+# Builds the engine to run (not loaded) and returns it with a one-line notice to show, if any.
+EngineFactory = Callable[[], "tuple[Engine, str | None]"]
+
 if TYPE_CHECKING:
+    from g3chat.core.models.fit import EngineShape
+    from g3chat.core.models.manager import ModelManager
     from g3chat.tui.app import G3ChatApp
 
 
@@ -21,39 +28,138 @@ if TYPE_CHECKING:
 class Runtime:
     paths: Paths
     settings: Settings
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Runtime:
         env = os.environ if environ is None else environ
         paths = Paths.from_env(env)
-        return cls(paths, load_settings(paths.config_file, env))
+        return cls(paths, load_settings(paths.config_file, env), env)
 
     def open_store(self) -> Store:
         self.paths.data_dir()
         return Store(self.paths.db_file)
 
-    def resolve_model(self, cli_model: str | None = None) -> ResolvedModel:
-        return resolve_model(cli_model, self.settings.model, self.paths.models_dir())
+    def model_manager(self) -> ModelManager:
+        """The model manager over the shared HF cache (HF_HUB_CACHE / HF_HOME), read from the environment."""
+        from g3chat.core.models.hubcache import HubConfig
+        from g3chat.core.models.manager import ModelManager
+
+        return ModelManager(HubConfig.from_env(self.environ), self.paths.models_dir())
+
+    def engine_shape(self, n_ctx: int | None = None) -> EngineShape:
+        from g3chat.core.models.fit import EngineShape
+
+        return EngineShape.from_settings(self.settings.engine, n_ctx)
+
+    def resolve_model(
+        self,
+        cli_model: str | None = None,
+        *,
+        n_ctx: int | None = None,
+        verify_progress: Callable[[str], None] | None = None,
+    ) -> Resolution:
+        """The model to load (a :class:`ResolvedModel`), or a :class:`PullOffer` when none is installed."""
+        return resolve_model(
+            cli_model,
+            self.settings.model,
+            self.paths.models_dir(),
+            manager=self.model_manager,
+            shape=self.engine_shape(n_ctx),
+            verify_progress=verify_progress,
+        )
+
+    def server_url(self, cli_server: str | None = None) -> str | None:
+        """The OpenAI-compatible server to use (``--server``, else ``engine.base_url``), or None: local."""
+        return (cli_server or "").strip() or self.settings.engine.base_url.strip() or None
+
+    def api_key(self) -> str | None:
+        name = self.settings.engine.api_key_env.strip()
+        if not name:
+            return None
+        key = self.environ.get(name, "").strip()
+        if not key:
+            raise ConfigError(f"engine.api_key_env names {name}, but {name} is not set in the environment")
+        return key
+
+    def make_remote_engine(self, base_url: str, model: str | None = None) -> Engine:
+        """A RemoteEngine for ``base_url``; ``model`` (else ``engine.model``) is the server's model name."""
+        from g3chat.core.engine.remote import RemoteEngine
+
+        engine = self.settings.engine
+        return RemoteEngine(
+            base_url,
+            model=model or engine.model or None,
+            api_key=self.api_key(),
+            read_timeout=engine.read_timeout,
+            retries=engine.retries,
+        )
+
+    def engine_for(
+        self,
+        *,
+        model: str | None = None,
+        server: str | None = None,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+        verbose: bool = False,
+        on_offer: Callable[[PullOffer], ResolvedModel] | None = None,
+        verify_progress: Callable[[str], None] | None = None,
+    ) -> tuple[Engine, str | None]:
+        """The engine to run (not yet loaded) and a one-line notice to show, if any.
+
+        With ``server`` or ``engine.base_url`` set: a RemoteEngine, and ``model`` names the server's model.
+        Otherwise llama.cpp in this process on the GGUF that ``model`` (or the config) resolves to; when no
+        model is installed, ``on_offer`` decides about pulling the recommended one (without it: an error
+        naming the command).
+        """
+        url = self.server_url(server)
+        if url:
+            return self.make_remote_engine(url, model), None
+        resolution = self.resolve_model(model, n_ctx=n_ctx, verify_progress=verify_progress)
+        if isinstance(resolution, PullOffer):
+            if on_offer is None:
+                raise InputError(f"no model is installed: run 'g3chat models pull {resolution.variant}'")
+            resolution = on_offer(resolution)
+        engine = self.make_engine(resolution, n_ctx=n_ctx, threads=threads, verbose=verbose)
+        return engine, resolution.notice
 
     def make_engine(
         self,
-        resolved: ResolvedModel,
+        resolved: ResolvedModel | None = None,
         *,
         n_ctx: int | None = None,
         threads: int | None = None,
         verbose: bool = False,
+        server: str | None = None,
     ) -> Engine:
+        """llama.cpp on ``resolved`` (default: the configured model), or a RemoteEngine when ``server`` or
+        ``engine.base_url`` is set. Prefer :meth:`engine_for`, which also returns the notice to show."""
+        url = self.server_url(server)
+        if url:
+            return self.make_remote_engine(url)
         from g3chat.core.engine.llama import LlamaCppEngine
 
+        resolved = resolved or self.resolve_model()
         engine = self.settings.engine
+        if n_ctx is None:
+            n_ctx = resolved.n_ctx if resolved.n_ctx is not None else engine.n_ctx
+        # The plan's layer count applies only while the setting is "all" (-1): a number the user set wins.
+        n_gpu_layers = engine.n_gpu_layers
+        if n_gpu_layers == -1 and resolved.n_gpu_layers is not None:
+            n_gpu_layers = resolved.n_gpu_layers
         return LlamaCppEngine(
             resolved.path,
-            n_ctx=engine.n_ctx if n_ctx is None else n_ctx,
+            n_ctx=n_ctx,
             n_threads=threads or engine.threads or None,
-            n_gpu_layers=engine.n_gpu_layers,
+            n_gpu_layers=n_gpu_layers,
             n_batch=engine.n_batch,
             swa_full=engine.swa_full,
             flash_attn=engine.flash_attn,
+            speculative=engine.speculative,
+            state_dir=self.paths.kv_cache_dir(),
+            state_disk_mb=engine.state_cache_mb,
+            state_memory_mb=engine.state_memory_mb,
             verbose=verbose,
             name=resolved.name,
             is_test_model=resolved.is_test_model,
@@ -61,30 +167,26 @@ class Runtime:
 
     def engine_factory(
         self,
-        cli_model: str | None = None,
         *,
+        model: str | None = None,
+        server: str | None = None,
         n_ctx: int | None = None,
         threads: int | None = None,
         verbose: bool = False,
-    ) -> Callable[[], Engine]:
-        """A function that finds the model and builds its engine (not loaded), for a background worker.
-
-        Resolving may assemble the offline test model the first time, which takes a while: the TUI calls
-        this in its loading thread, so the window is up before any of it happens.
-        """
-
-        def build() -> Engine:
-            resolved = self.resolve_model(cli_model)
-            return self.make_engine(resolved, n_ctx=n_ctx, threads=threads, verbose=verbose)
-
-        return build
+    ) -> EngineFactory:
+        """:meth:`engine_for`, deferred: the chat UI calls it in its loading thread, after the window is up
+        (resolving can take a while: verifying or assembling a model). With no model installed it raises
+        the InputError naming the pull command, which the UI shows."""
+        return partial(
+            self.engine_for, model=model, server=server, n_ctx=n_ctx, threads=threads, verbose=verbose
+        )
 
     def chat_app(
         self,
         store: Store,
         *,
         engine: Engine | None = None,
-        engine_factory: Callable[[], Engine] | None = None,
+        engine_factory: EngineFactory | None = None,
         conversation_id: int | None = None,
     ) -> G3ChatApp:
         """The chat UI over this runtime's settings and paths (imports Textual only now)."""

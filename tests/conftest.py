@@ -16,14 +16,19 @@ TEST_THREADS = 2
 TEST_CTX = 2048
 
 
+UNREACHABLE_HUB = "http://127.0.0.1:9"  # the discard port: connections are refused at once
+
+
 @pytest.fixture(autouse=True)
 def g3chat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own G3CHAT_HOME; no test touches the user's real files."""
+    """Every test gets its own G3CHAT_HOME and HF cache; no test touches the user's files or the real Hub."""
     home = tmp_path / "g3home"
     monkeypatch.setenv("G3CHAT_HOME", str(home))
     for name in list(os.environ):
-        if name.startswith("G3CHAT_") and name != "G3CHAT_HOME":
+        if (name.startswith("G3CHAT_") and name != "G3CHAT_HOME") or name.startswith(("HF_", "HUGGINGFACE_")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", UNREACHABLE_HUB)
     monkeypatch.setenv("NO_COLOR", "1")
     return home
 
@@ -95,3 +100,23 @@ def cli_env(test_model_path: Path) -> dict[str, str]:
         "G3CHAT_ENGINE__THREADS": str(TEST_THREADS),
         "G3CHAT_ENGINE__N_CTX": str(TEST_CTX),
     }
+
+
+@pytest.fixture(scope="session")
+def llama_server(templated_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real ``python -m llama_cpp.server`` on loopback serving the test model (Gemma 3n's chat template,
+    API key required), started once per session and stopped at the end."""
+    from tests.fixtures.llama_server import llama_cpp_server
+
+    # One thread: on a busy two-core machine llama.cpp's two threads wait on each other for seconds a token.
+    with llama_cpp_server(templated_model_path, tmp_path_factory.mktemp("llama-server"), threads=1) as srv:
+        yield srv
+
+
+@pytest.fixture
+def fault_proxy(llama_server: object) -> Iterator[object]:
+    """A fault-injecting proxy in front of ``llama_server`` (see tests/fixtures/fault_proxy.py)."""
+    from tests.fixtures.fault_proxy import FaultProxy
+
+    with FaultProxy(llama_server.port) as proxy:  # type: ignore[attr-defined]
+        yield proxy

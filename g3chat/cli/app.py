@@ -21,8 +21,14 @@ chats_app = typer.Typer(
 config_app = typer.Typer(
     help="Where the config file lives and what it says.", no_args_is_help=True, rich_markup_mode=None
 )
+models_app = typer.Typer(
+    help="Download Gemma 3n variants, see which fits this machine, choose the default.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(chats_app, name="chats")
 app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
 
 
 class ExportFormat(str, Enum):
@@ -38,7 +44,10 @@ def root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Chat UI: GGUF file (or configured model name)."
+        None, "--model", "-m", help="Chat UI: GGUF file (or configured model name); with --server, its model."
+    ),
+    server: str | None = typer.Option(
+        None, "--server", metavar="URL", help="Chat UI: use an OpenAI-compatible server instead of llama.cpp."
     ),
     ctx_size: int | None = typer.Option(
         None, "--ctx", min=0, help="Chat UI: context window in tokens (0: model maximum)."
@@ -62,6 +71,7 @@ def root(
         return run_tui(
             TuiOptions(
                 model=model,
+                server=server,
                 ctx=ctx_size,
                 threads=threads,
                 chat_id=chat,
@@ -77,7 +87,15 @@ def ask(
     prompt: str | None = typer.Argument(
         None, help="The question. Piped stdin is the prompt when this is absent, else context appended to it."
     ),
-    model: str | None = typer.Option(None, "--model", "-m", help="GGUF file (or configured model name)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="GGUF file (or configured model name); with --server, the server's model."
+    ),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        metavar="URL",
+        help="Use an OpenAI-compatible server (llama-server, vLLM, Ollama), e.g. http://127.0.0.1:8080/v1.",
+    ),
     system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
     temperature: float | None = typer.Option(None, min=0.0, help="Sampling temperature (0: greedy)."),
     top_k: int | None = typer.Option(None, "--top-k", min=0, help="Top-k sampling (0 disables)."),
@@ -94,6 +112,9 @@ def ask(
         False, "--json", help="Print one JSON object instead of streaming text."
     ),
     plain: bool = typer.Option(False, "--plain", help="Plain text even on a terminal (no Markdown)."),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="With no model installed, download the recommended one without asking."
+    ),
     verbose: bool = VERBOSE,
 ) -> int:
     """Answer once, streaming to stdout."""
@@ -103,6 +124,7 @@ def ask(
         AskOptions(
             prompt=prompt,
             model=model,
+            server=server,
             system=system,
             temperature=temperature,
             top_k=top_k,
@@ -118,6 +140,7 @@ def ask(
             json_output=json_output,
             plain=plain,
             verbose=verbose,
+            yes=yes,
         )
     )
 
@@ -187,3 +210,102 @@ def config_show(
     from g3chat.cli import config_cmd
 
     config_cmd.show_config(docs)
+
+
+@app.command()
+def serve(
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="GGUF file (default: the configured model)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8080, "--port", "-p", min=1, max=65535, help="Port to listen on."),
+    ctx: int | None = typer.Option(None, "--ctx", min=0, help="Context window in tokens (0: model maximum)."),
+    threads: int | None = typer.Option(None, "--threads", "-t", min=1, help="CPU threads."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", metavar="NAME", help="Require the API key held in this environment variable."
+    ),
+    verbose: bool = VERBOSE,
+) -> int:
+    """Serve the local model as an OpenAI-compatible endpoint (http://127.0.0.1:8080/v1) for other tools."""
+    from g3chat.cli.serve import ServeOptions, run_serve
+
+    return run_serve(
+        ServeOptions(
+            model=model,
+            host=host,
+            port=port,
+            ctx=ctx,
+            threads=threads,
+            api_key_env=api_key_env,
+            verbose=verbose,
+        )
+    )
+
+
+@models_app.command("list")
+def models_list(
+    server: str | None = typer.Option(
+        None, "--server", metavar="URL", help="List an OpenAI-compatible server's models instead."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+) -> None:
+    """Variants installed and available: sizes, status, the active one (or a server's models)."""
+    if server:
+        from g3chat.cli import remote_models
+
+        remote_models.list_server_models(server, json_output)
+        return
+    from g3chat.cli import models
+
+    models.list_models(json_output)
+
+
+@models_app.command("pull")
+def models_pull(
+    variant: str = typer.Argument("auto", help="A variant (see 'models list'), or auto for the best fit."),
+    mmproj: bool = typer.Option(False, "--mmproj", help="Also download the repo's vision projector."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Download a variant into the Hugging Face cache, verified (resumes an interrupted download)."""
+    from g3chat.cli import pull
+
+    pull.pull(variant, mmproj, yes)
+
+
+@models_app.command("rm")
+def models_rm(
+    variant: str = typer.Argument(..., help="The variant to delete."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a downloaded variant (or its interrupted download)."""
+    from g3chat.cli import models
+
+    models.remove(variant, yes)
+
+
+@models_app.command("use")
+def models_use(target: str = typer.Argument(..., help="A downloaded variant name, or a GGUF path.")) -> None:
+    """Make a model the default (writes 'model' in the config file, keeping your comments)."""
+    from g3chat.cli import models
+
+    models.use(target)
+
+
+@models_app.command("fit")
+def models_fit(
+    ctx: int | None = typer.Option(None, "--ctx", min=0, help="Context to plan for (0: model maximum)."),
+) -> None:
+    """Which variants fit this machine's memory, and which g3chat recommends."""
+    from g3chat.cli import models
+
+    models.fit(ctx)
+
+
+@models_app.command("info")
+def models_info(
+    target: str = typer.Argument(..., help="A GGUF file (or a downloaded variant name)."),
+) -> None:
+    """A GGUF file's metadata: architecture, quantization, context, chat template, size, memory."""
+    from g3chat.cli import models
+
+    models.info(target)

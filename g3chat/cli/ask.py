@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from g3chat.cli.output import AnswerWriter, choose_writer
 from g3chat.core.chat import Turn
 from g3chat.core.errors import InputError
+from g3chat.core.models.resolve import PullOffer, ResolvedModel
 from g3chat.core.store import Conversation, Store
 from g3chat.core.types import GenerationParams, Message, TextDelta, user
 from g3chat.runtime import Runtime
@@ -26,6 +27,7 @@ TITLE_LENGTH = 60
 class AskOptions:
     prompt: str | None = None
     model: str | None = None
+    server: str | None = None
     system: str | None = None
     temperature: float | None = None
     top_k: int | None = None
@@ -41,6 +43,7 @@ class AskOptions:
     json_output: bool = False
     plain: bool = False
     verbose: bool = False
+    yes: bool = False
 
 
 def read_prompt(prompt: str | None, stdin: Any = None) -> str:
@@ -111,6 +114,20 @@ def _conversation(store: Store | None, opts: AskOptions) -> Conversation | None:
     return None
 
 
+def _verifying(name: str) -> None:
+    sys.stderr.write(f"g3chat: checking {name}'s sha256 before its first use…\n")
+    sys.stderr.flush()
+
+
+def _pull_offer(runtime: Runtime, yes: bool) -> Callable[[PullOffer], ResolvedModel]:
+    def accept(offer: PullOffer) -> ResolvedModel:
+        from g3chat.cli.pull import accept_offer
+
+        return accept_offer(runtime, offer, yes=yes)
+
+    return accept
+
+
 def run_ask(opts: AskOptions) -> int:
     runtime = Runtime.from_env()
     prompt = read_prompt(opts.prompt)
@@ -128,12 +145,25 @@ def _run(
     runtime: Runtime, store: Store | None, prompt: str, params: GenerationParams, opts: AskOptions
 ) -> int:
     conversation = _conversation(store, opts)
-    resolved = runtime.resolve_model(opts.model)
-    if resolved.notice:
-        sys.stderr.write(f"g3chat: {resolved.notice}\n")
-    engine = runtime.make_engine(resolved, n_ctx=opts.ctx, threads=opts.threads, verbose=opts.verbose)
+    if runtime.server_url(opts.server) and (opts.ctx is not None or opts.threads is not None):
+        raise InputError("--ctx and --threads set up the local engine; a server decides its own")
+    engine, notice = runtime.engine_for(
+        model=opts.model,
+        server=opts.server,
+        n_ctx=opts.ctx,
+        threads=opts.threads,
+        verbose=opts.verbose,
+        on_offer=_pull_offer(runtime, opts.yes),
+        verify_progress=_verifying,
+    )
+    if notice:
+        sys.stderr.write(f"g3chat: {notice}\n")
     started = time.perf_counter()
-    info = engine.load()
+    try:
+        info = engine.load()
+    except BaseException:
+        engine.close()
+        raise
     load_s = time.perf_counter() - started
 
     system_prompt = opts.system if opts.system is not None else runtime.settings.generation.system_prompt
@@ -190,12 +220,14 @@ def _run(
         payload: dict[str, Any] = {
             "text": result.text,
             "model": info.name,
+            "engine": info.engine,
             "conversation_id": conversation_id,
             "finish_reason": result.finish_reason,
             "usage": {
                 "prompt_tokens": usage.prompt_tokens if usage else 0,
                 "completion_tokens": usage.completion_tokens if usage else 0,
                 "prompt_eval_tokens": usage.prompt_eval_tokens if usage else 0,
+                **({"estimated": True} if usage and usage.estimated else {}),
             },
             "timings": {
                 "load_s": round(load_s, 4),
@@ -205,6 +237,8 @@ def _run(
                 else None,
             },
         }
+        if info.base_url:
+            payload["server"] = info.base_url
         if result.error:
             payload["error"] = result.error
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
@@ -214,6 +248,7 @@ def _run(
         )
         return 130
     if result.finish_reason == "error":
-        sys.stderr.write(f"g3chat: {result.error}\n")
+        kept = "; the partial answer was saved" if result.text and turn.saved else ""
+        sys.stderr.write(f"g3chat: {result.error}{kept}\n")
         return 1
     return 0

@@ -12,6 +12,7 @@ from g3chat.runtime import Runtime
 @dataclass
 class TuiOptions:
     model: str | None = None
+    server: str | None = None
     ctx: int | None = None
     threads: int | None = None
     chat_id: int | None = None
@@ -34,7 +35,7 @@ def run_tui(opts: TuiOptions) -> int:
             latest = store.latest_conversation()
             conversation_id = latest.id if latest else None
         factory = runtime.engine_factory(
-            opts.model, n_ctx=opts.ctx, threads=opts.threads, verbose=opts.verbose
+            model=opts.model, server=opts.server, n_ctx=opts.ctx, threads=opts.threads, verbose=opts.verbose
         )
         app = runtime.chat_app(store, engine_factory=factory, conversation_id=conversation_id)
         try:

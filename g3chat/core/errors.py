@@ -37,3 +37,32 @@ class StoreError(G3ChatError):
 
 class NotFoundError(InputError):
     """A conversation or message id that does not exist."""
+
+
+# ------------------------------------------------------------------ OpenAI-compatible servers (RemoteEngine)
+
+
+class ServerURLError(InputError):
+    """``--server`` or ``engine.base_url`` is not an http(s) URL."""
+
+
+class ServerUnreachableError(EngineError):
+    """Connection refused, host name not found, TLS failure: nothing reached the server."""
+
+
+class ServerAuthError(InputError):
+    """The server refused the API key (401/403)."""
+
+
+class UnknownModelError(InputError):
+    """The server has no model by the requested name."""
+
+
+class ServerFailedError(EngineError):
+    """The server answered with an error (5xx after retries, or a 4xx it explained)."""
+
+    status: int | None = None
+
+
+class ServerTimeoutError(EngineError):
+    """The server stopped answering for longer than the read timeout."""

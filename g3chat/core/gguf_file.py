@@ -34,6 +34,7 @@ _SCALARS = {
     12: "<d",
 }
 _STRING, _ARRAY = 8, 9
+_SHORT_ARRAY = 1024  # numeric arrays up to this length (per-layer values) are decoded; longer ones skipped
 _U64 = struct.Struct("<Q")
 
 # ggml tensor type -> (elements per block, bytes per block), as in ggml.h (checked against gguf-py in tests).
@@ -57,10 +58,11 @@ FILE_TYPES: dict[int, str] = {
 
 @dataclass(frozen=True)
 class ArrayInfo:
-    """An array value, not decoded: its element type and length."""
+    """An array value: its element type and length; numbers of short arrays (per-layer values) decoded."""
 
     element_type: int
     length: int
+    values: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,9 +167,13 @@ class _Cursor:
             if element_type == _STRING:
                 self.skip_strings(length)
             elif element_type in _SCALARS:
-                self.pos += length * struct.calcsize(_SCALARS[element_type])
+                fmt = _SCALARS[element_type]
+                start, self.pos = self.pos, self.pos + length * struct.calcsize(fmt)
                 if self.pos > len(self.buf):
                     raise ModelFileError(f"{self.path}: truncated GGUF file (the header ends early)")
+                if length <= _SHORT_ARRAY:
+                    values = struct.unpack_from(f"<{length}{fmt[1]}", self.buf, start)
+                    return ArrayInfo(element_type, length, tuple(values))
             else:
                 raise ModelFileError(f"{self.path}: unsupported GGUF array of type {element_type}")
             return ArrayInfo(element_type, length)

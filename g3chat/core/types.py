@@ -132,7 +132,8 @@ class Usage:
     """Token counts and timings for the finished turn.
 
     ``prompt_tokens`` is the whole rendered prompt; ``prompt_eval_tokens`` is how many of those were
-    actually evaluated this turn (the rest came from the KV cache).
+    actually evaluated this turn (the rest came from the KV cache). ``estimated`` is True when the counts
+    are g3chat's estimate rather than the engine's (a server that does not report usage).
     """
 
     prompt_tokens: int
@@ -142,6 +143,10 @@ class Usage:
     decode_tokens_per_s: float | None
     prompt_eval_s: float
     total_s: float
+    restored_tokens: int = 0  # prompt tokens brought back from a saved KV state instead of evaluated
+    drafted_tokens: int = 0  # speculative decoding: tokens guessed ...
+    accepted_tokens: int = 0  # ... and kept because the model agreed
+    estimated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {

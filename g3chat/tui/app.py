@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
@@ -22,13 +22,14 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.theme import Theme
 
-from g3chat.config import Settings, save_setting
+from g3chat.config import Settings, write_setting
 from g3chat.core.chat import with_overrides
 from g3chat.core.engine.base import Engine, ModelInfo
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store
 from g3chat.paths import Paths
 from g3chat.resources import themes_dir
+from g3chat.runtime import EngineFactory
 from g3chat.tui import keys
 from g3chat.tui import messages as msg
 from g3chat.tui.generation import GenerationJob, load_engine, run_generation
@@ -60,7 +61,7 @@ class G3ChatApp(App[None]):
         store: Store,
         paths: Paths,
         engine: Engine | None = None,
-        engine_factory: Callable[[], Engine] | None = None,
+        engine_factory: EngineFactory | None = None,
         conversation_id: int | None = None,
     ) -> None:
         if engine is None and engine_factory is None:
@@ -136,7 +137,7 @@ class G3ChatApp(App[None]):
         if theme.name == self._saved_theme:
             return
         try:
-            save_setting(self.paths.config_file, "ui.theme", theme.name)
+            write_setting(self.paths.config_file, "ui.theme", theme.name)
         except (G3ChatError, OSError) as exc:
             self.notify(f"Theme not saved: {exc}", severity="error", markup=False)
             return
@@ -171,8 +172,9 @@ class G3ChatApp(App[None]):
         else:
             queued = f" · {len(self.queue)} queued" if self.queue else ""
             header.set_status(f"ready{queued}")
-        if self.model_info is not None:
-            header.set_model(self.model_info.name)
+        info = self.model_info
+        if info is not None:
+            header.set_model(f"{info.name} · {info.engine_label}" if info.base_url else info.name)
 
     @work(thread=True, group="engine", exit_on_error=False, name="load model")
     def _load_worker(self) -> None:
@@ -197,8 +199,9 @@ class G3ChatApp(App[None]):
         self.model_state = "ready"
         if not self.ui_alive():
             return
-        if event.info.is_test_model:
-            self.notify(TEST_MODEL_NOTICE, severity="warning", timeout=12, markup=False)
+        notice = event.notice or (TEST_MODEL_NOTICE if event.info.is_test_model else None)
+        if notice:
+            self.notify(notice, severity="warning", timeout=12, markup=False)
         self.show_model_state()
         self.chat_screen.update_meter()
         await self._pump()

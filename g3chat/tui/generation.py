@@ -20,6 +20,7 @@ from g3chat.core.engine.base import Engine
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store
 from g3chat.core.types import GenerationParams, PromptProgress, TextDelta
+from g3chat.runtime import EngineFactory
 from g3chat.tui import messages as msg
 
 Post = Callable[[object], object]
@@ -84,12 +85,13 @@ class GenerationJob:
     cpu_mark: float = 0.0
 
 
-def load_engine(factory: Callable[[], Engine] | None, engine: Engine | None, post: Post) -> None:
+def load_engine(factory: EngineFactory | None, engine: Engine | None, post: Post) -> None:
     """Build (when needed) and load the engine, then report ModelLoaded or ModelLoadFailed."""
+    notice = None
     try:
         if engine is None:
             assert factory is not None
-            engine = factory()
+            engine, notice = factory()
         info = engine.load()
     except G3ChatError as exc:
         post(msg.ModelLoadFailed(str(exc), engine))
@@ -97,7 +99,7 @@ def load_engine(factory: Callable[[], Engine] | None, engine: Engine | None, pos
     except Exception as exc:  # an unexpected failure still becomes a message, never a crash
         post(msg.ModelLoadFailed(f"{type(exc).__name__}: {exc}", engine))
         return
-    post(msg.ModelLoaded(engine, info))
+    post(msg.ModelLoaded(engine, info, notice))
 
 
 def run_generation(engine: Engine, store: Store, job: GenerationJob, post: Post) -> None:
@@ -107,7 +109,7 @@ def run_generation(engine: Engine, store: Store, job: GenerationJob, post: Post)
     try:
         info = engine.info
         history = store.history(job.conversation_id)
-        if info is not None:
+        if info is not None and info.n_ctx > 0:  # a server may not say how large its window is
             reserve = answer_reserve(info.n_ctx, job.params.max_tokens)
             fitted = fit_to_context(history, engine.count_tokens, info.n_ctx, reserve)
             if fitted.dropped:

@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 
 
 class ModelLoaded(Message):
-    def __init__(self, engine: Engine, info: ModelInfo) -> None:
+    def __init__(self, engine: Engine, info: ModelInfo, notice: str | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.info = info
+        self.notice = notice  # e.g. "using the offline test model", from resolving the model
 
 
 class ModelLoadFailed(Message):

@@ -50,7 +50,7 @@ def make_app(runtime: Runtime, store: Store, fake: FakeEngine) -> Iterator[Calla
 
     def make(engine: object | None = None, **kwargs: object) -> object:
         chosen = engine if engine is not None else fake
-        app = runtime.chat_app(store, engine_factory=lambda: chosen, **kwargs)  # type: ignore[arg-type]
+        app = runtime.chat_app(store, engine_factory=lambda: (chosen, None), **kwargs)  # type: ignore[arg-type]
         apps.append(app)
         return app
 

@@ -12,7 +12,12 @@ from g3chat.core.types import EngineEvent, GenerationParams, Message
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a loaded model is, for headers, ``--json`` and history rows."""
+    """What a loaded model is, for headers, ``--json`` and history rows.
+
+    ``engine`` says which engine serves it: ``"llama.cpp"`` (in this process), ``"remote"`` (an
+    OpenAI-compatible server at ``base_url``) or ``"fake"``. For a remote model ``path`` is None and
+    ``n_ctx`` is 0 when the server does not say how large its context window is.
+    """
 
     name: str
     path: str | None
@@ -22,6 +27,13 @@ class ModelInfo:
     chat_format: str | None = None
     load_s: float = 0.0
     is_test_model: bool = False
+    engine: str = "llama.cpp"
+    base_url: str | None = None
+
+    @property
+    def engine_label(self) -> str:
+        """A short description for a header: ``llama.cpp`` or ``remote http://host:8080/v1``."""
+        return f"{self.engine} {self.base_url}" if self.base_url else self.engine
 
 
 @runtime_checkable

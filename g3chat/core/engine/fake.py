@@ -49,7 +49,7 @@ class FakeEngine:
             time.sleep(self.load_delay)
         if self.load_error is not None:
             raise self.load_error
-        self._info = ModelInfo(name="fake", path=None, n_ctx=self.n_ctx, architecture="fake")
+        self._info = ModelInfo(name="fake", path=None, n_ctx=self.n_ctx, architecture="fake", engine="fake")
         return self._info
 
     def count_tokens(self, messages: Sequence[Message]) -> int:

@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from g3chat.core.engine.base import ModelInfo
+from g3chat.core.engine.decoding import StopMatcher, sample_tokens
+from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.native_log import native_log
+from g3chat.core.engine.speculative import DraftPolicy, FixedDraft, PromptLookupDrafter
+from g3chat.core.engine.state_cache import StateCache
 from g3chat.core.errors import ContextOverflowError, EngineError, ModelFileError
 from g3chat.core.gguf_file import inspect_gguf
 from g3chat.core.prompt import ChatFormat, Segment, chat_format_for
@@ -42,38 +46,6 @@ def default_threads() -> int:
     return max(1, psutil.cpu_count(logical=False) or psutil.cpu_count() or 1)
 
 
-class _StopMatcher:
-    """Holds back text that might be the start of a stop string, so stop text never reaches the user."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = [s for s in stops if s]
-        self.pending = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Return (text safe to emit, whether a stop string was completed)."""
-        if not self.stops:
-            return text, False
-        self.pending += text
-        hits = [(self.pending.find(s), s) for s in self.stops if s in self.pending]
-        if hits:
-            cut = min(pos for pos, _ in hits)
-            out, self.pending = self.pending[:cut], ""
-            return out, True
-        keep = 0
-        for s in self.stops:
-            for n in range(min(len(s) - 1, len(self.pending)), 0, -1):
-                if self.pending.endswith(s[:n]):
-                    keep = max(keep, n)
-                    break
-        out = self.pending[: len(self.pending) - keep]
-        self.pending = self.pending[len(self.pending) - keep :]
-        return out, False
-
-    def flush(self) -> str:
-        out, self.pending = self.pending, ""
-        return out
-
-
 class LlamaCppEngine:
     """Runs a GGUF model in this process through llama-cpp-python."""
 
@@ -87,6 +59,11 @@ class LlamaCppEngine:
         n_batch: int = 512,
         swa_full: bool = True,
         flash_attn: bool = True,
+        speculative: bool = True,
+        draft_length: int | None = None,
+        state_dir: Path | None = None,
+        state_memory_mb: int = 512,
+        state_disk_mb: int = 2048,
         verbose: bool = False,
         name: str | None = None,
         is_test_model: bool = False,
@@ -98,6 +75,12 @@ class LlamaCppEngine:
         self.n_batch = n_batch
         self.swa_full = swa_full
         self.flash_attn = flash_attn
+        self.speculative = speculative
+        self.draft_length = draft_length  # None: chosen per step from measured costs (DraftPolicy)
+        self.state_dir = state_dir
+        self.state_memory_mb = state_memory_mb
+        self.state_disk_mb = state_disk_mb
+        self._kv: KVSession | None = None
         self.verbose = verbose
         self.name = name or self.model_path.name
         self.is_test_model = is_test_model
@@ -166,6 +149,7 @@ class LlamaCppEngine:
         opener = llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
         self._stop_ids = frozenset(opener if len(opener) == 1 else ())
         self._vocab = vocab
+        self._kv = KVSession(llm, self._state_cache(llm))
         self._info = ModelInfo(
             name=self.name,
             path=str(self.model_path),
@@ -178,11 +162,33 @@ class LlamaCppEngine:
         )
         return self._info
 
+    def _state_cache(self, llm: Any) -> StateCache | None:
+        """Saved KV states for this model file and these context settings only (see state_cache)."""
+        if self.state_memory_mb <= 0 and (self.state_dir is None or self.state_disk_mb <= 0):
+            return None
+        import llama_cpp
+
+        st = self.model_path.stat()
+        key = "|".join(
+            str(part)
+            for part in (
+                self.model_path.resolve(), st.st_size, st.st_mtime_ns, llm.n_ctx(), self.swa_full,
+                self.flash_attn, llm.context_params.type_k, llm.context_params.type_v, llama_cpp.__version__,
+            )
+        )  # fmt: skip
+        return StateCache(
+            key,
+            self.state_dir if self.state_disk_mb > 0 else None,
+            memory_budget=max(0, self.state_memory_mb) << 20,
+            disk_budget=max(0, self.state_disk_mb) << 20,
+        )
+
     def close(self) -> None:
         if self._llm is not None:
             self._llm.close()
         self._llm = None
         self._info = None
+        self._kv = None
 
     def _require(self) -> Any:
         if self._llm is None:
@@ -236,43 +242,14 @@ class LlamaCppEngine:
 
     def cached_tokens(self) -> list[int]:
         """Tokens whose keys and values the KV cache holds, in order."""
-        llm = self._require()
-        return [int(t) for t in llm.input_ids[: llm.n_tokens]]
-
-    def _reusable_prefix(self, tokens: list[int]) -> int:
-        """How many leading ``tokens`` the KV cache already holds and can keep."""
-        import llama_cpp
-
-        llm = self._llm
-        cached = llm.input_ids[: llm.n_tokens]
-        reuse = 0
-        for a, b in zip(cached, tokens):
-            if a != b:
-                break
-            reuse += 1
-        if reuse == len(tokens):
-            reuse -= 1  # the last prompt token is evaluated again to produce fresh logits
-        if reuse <= 0:
-            return 0
-        # A sliding-window cache that is not full-size has dropped old positions: rolling back to before
-        # the window would leave those layers without the keys they need, so evaluate everything again
-        # (the same check llama-server makes).
-        n_swa = llama_cpp.llama_model_n_swa(llm.model)
-        if n_swa > 0:
-            pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(llm.ctx), 0)
-            if pos_min > max(0, reuse - n_swa):
-                return 0
-        if not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
-            return 0
-        return reuse
+        self._require()
+        assert self._kv is not None
+        return self._kv.tokens()
 
     def _prefill(self, tokens: list[int], cancel: threading.Event | None) -> Iterator[PromptProgress]:
+        assert self._kv is not None
         llm = self._llm
-        reuse = self._reusable_prefix(tokens)
-        if reuse == 0:
-            llm.reset()
-        else:
-            llm.n_tokens = reuse
+        reuse = self._kv.prepare(tokens)
         todo = tokens[reuse:]
         self._evaluated = 0
         for start in range(0, len(todo), self.n_batch):
@@ -283,6 +260,15 @@ class LlamaCppEngine:
             self._evaluated += len(chunk)
             if len(todo) > self.n_batch:
                 yield PromptProgress(self._evaluated, len(todo))
+
+    def _sampler(self, params: GenerationParams) -> Any:
+        return self._llm._init_sampler(
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=params.min_p,
+            temp=params.temperature,
+            repeat_penalty=params.repeat_penalty,
+        )
 
     def stream_chat(
         self,
@@ -315,21 +301,18 @@ class LlamaCppEngine:
         self._evaluated = 0
         prompt_done = started
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stopper = _StopMatcher(params.stop)
+        stopper = StopMatcher(params.stop)
+        drafter: PromptLookupDrafter | None = None
         try:
             yield from self._prefill(tokens, cancel)
             prompt_done = time.perf_counter()
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
             else:
-                generator = llm.generate(
-                    tokens,
-                    top_k=params.top_k,
-                    top_p=params.top_p,
-                    min_p=params.min_p,
-                    temp=params.temperature,
-                    repeat_penalty=params.repeat_penalty,
-                )
+                if self.speculative:
+                    drafter = PromptLookupDrafter(tokens)
+                policy = FixedDraft(self.draft_length) if self.draft_length is not None else DraftPolicy()
+                generator = sample_tokens(self._kv, self._sampler(params), drafter, policy)
                 try:
                     for token in generator:
                         if cancel is not None and cancel.is_set():
@@ -361,6 +344,9 @@ class LlamaCppEngine:
             if first_text is None:
                 first_text = time.perf_counter() - started
             yield TextDelta(tail)
+        if reason != "error" and self.state_dir is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._kv.stash(to_disk=True)  # so `ask -c` in a new process starts where this turn ended
         elapsed = last_token - first_token
         yield Usage(
             prompt_tokens=len(tokens),
@@ -370,5 +356,8 @@ class LlamaCppEngine:
             decode_tokens_per_s=(produced - 1) / elapsed if produced > 1 and elapsed > 0 else None,
             prompt_eval_s=prompt_done - started,
             total_s=time.perf_counter() - started,
+            restored_tokens=self._kv.restored if self._kv else 0,
+            drafted_tokens=drafter.proposed if drafter else 0,
+            accepted_tokens=drafter.accepted if drafter else 0,
         )
         yield Finished(reason, error)  # type: ignore[arg-type]

@@ -1,0 +1,129 @@
+"""The KV cache of one llama.cpp context: what it holds, what a new prompt can keep, saved states.
+
+g3chat uses sequence 0 of the context. ``llm.input_ids[:llm.n_tokens]`` always lists exactly the tokens
+whose keys and values the cache holds; every method here keeps that true.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from typing import Any
+
+from g3chat.core.engine.state_cache import StateCache
+
+# Restoring a saved state costs a copy of its keys and values: only worth it when it saves real work.
+MIN_RESTORE_GAIN = 32
+
+
+class KVSession:
+    def __init__(self, llm: Any, states: StateCache | None = None) -> None:
+        self.llm = llm
+        self.states = states
+        self.restored = 0  # tokens brought back from a saved state at the last prepare()
+
+    def tokens(self) -> list[int]:
+        return [int(t) for t in self.llm.input_ids[: self.llm.n_tokens]]
+
+    def common_prefix(self, tokens: Sequence[int]) -> int:
+        n = 0
+        for a, b in zip(self.llm.input_ids[: self.llm.n_tokens], tokens):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    # --------------------------------------------------------------------------------- evaluation
+
+    def decode(self, tokens: Sequence[int], all_logits: bool) -> None:
+        """Evaluate ``tokens`` right after the cached ones; logits for every position or only the last."""
+        llm = self.llm
+        n_past = llm.n_tokens
+        llm._batch.set_batch(batch=list(tokens), n_past=n_past, logits_all=all_logits)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[n_past : n_past + len(tokens)] = tokens
+        llm.n_tokens = n_past + len(tokens)
+
+    def truncate(self, n_tokens: int) -> bool:
+        """Keep the first ``n_tokens``; False when llama.cpp cannot (then the cache is cleared)."""
+        llm = self.llm
+        if llm._ctx.kv_cache_seq_rm(-1, n_tokens, -1):
+            llm.n_tokens = n_tokens
+            return True
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llm.n_tokens = 0
+        return False
+
+    # ------------------------------------------------------------------------------- prompt reuse
+
+    def prepare(self, prompt: Sequence[int]) -> int:
+        """Make the cache hold the longest usable prefix of ``prompt``; return its length.
+
+        The live cache is kept as far as it matches. When a saved state matches further, the live one is
+        saved first (so switching back to it is cheap too) and the saved one restored. At least the last
+        prompt token is always left to evaluate, so its logits are fresh.
+        """
+        live = self.common_prefix(prompt)
+        self.restored = 0
+        if self.states is not None:
+            candidate = self.states.best(prompt, at_least=live + MIN_RESTORE_GAIN)
+            if candidate is not None:
+                self.stash()
+                if self._restore(candidate.tokens, candidate.payload):
+                    self.restored = len(candidate.tokens)
+                    live = self.restored
+                else:
+                    self.states.forget(candidate.tokens)
+                    live = 0
+            elif self.llm.n_tokens - live > MIN_RESTORE_GAIN:
+                self.stash()  # about to discard a long tail: keep it for a later switch back
+        keep = min(live, len(prompt) - 1)
+        if keep > 0 and not self._window_allows(keep):
+            keep = 0
+        if keep <= 0 or not self.truncate(keep):
+            self.truncate(0)
+            return 0
+        return keep
+
+    def _window_allows(self, keep: int) -> bool:
+        """A trimmed sliding-window cache has dropped old positions; rolling back before the window would
+        leave those layers without the keys they need (the check llama-server makes)."""
+        import llama_cpp
+
+        llm = self.llm
+        n_swa = llama_cpp.llama_model_n_swa(llm.model)
+        if n_swa <= 0:
+            return True
+        pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(llm.ctx), 0)
+        return pos_min <= max(0, keep - n_swa)
+
+    # ------------------------------------------------------------------------------- saved states
+
+    def snapshot(self) -> bytes:
+        import llama_cpp
+
+        ctx = self.llm.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        return ctypes.string_at(buffer, written)
+
+    def stash(self, *, to_disk: bool = False) -> None:
+        """Save the live cache (memory tier; also disk when asked and long enough)."""
+        if self.states is None or self.llm.n_tokens == 0:
+            return
+        self.states.put(self.tokens(), self.snapshot(), to_disk=to_disk)
+
+    def _restore(self, tokens: Sequence[int], payload: bytes) -> bool:
+        import llama_cpp
+
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llm.n_tokens = 0
+        buffer = (ctypes.c_uint8 * len(payload)).from_buffer_copy(payload)
+        if llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(payload), 0) == 0:
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            return False
+        llm.input_ids[: len(tokens)] = tokens
+        llm.n_tokens = len(tokens)
+        return True

@@ -1,0 +1,185 @@
+"""`g3chat models ...` and start-up resolution end to end, as subprocesses against a local Hub server.
+
+The server publishes the offline test model's bytes under every catalog file name, so whichever variant
+the pick chooses on this machine downloads, verifies and then really loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from g3chat.core.models.catalog import load_catalog
+from g3chat.core.models.hubcache import RepoCache, sha256_of
+from tests.conftest import REPO, TEST_CTX, TEST_THREADS, run_cli
+from tests.hubserver import HubFile, HubServer
+
+
+@pytest.fixture(scope="module")
+def hub(test_model_path: Path) -> Iterator[HubServer]:
+    sha = sha256_of(test_model_path)
+    files = [HubFile(v.repo, v.file, test_model_path, sha256=sha) for v in load_catalog().variants]
+    with HubServer(files) as server:
+        yield server
+
+
+@pytest.fixture
+def env(hub: HubServer) -> dict[str, str]:
+    hub.state.drop_after.clear()
+    hub.state.throttle_s = 0.0
+    return {
+        "HF_ENDPOINT": hub.endpoint,
+        "G3CHAT_ENGINE__THREADS": str(TEST_THREADS),
+        "G3CHAT_ENGINE__N_CTX": str(TEST_CTX),
+    }
+
+
+def config_text(home: Path) -> str:
+    path = home / "config" / "config.toml"
+    return path.read_text() if path.exists() else ""
+
+
+def listed(env: dict[str, str]) -> dict[str, dict[str, object]]:
+    proc = run_cli("models", "list", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    return {row["name"]: row for row in map(json.loads, proc.stdout.splitlines())}
+
+
+def test_fit_table_explains_the_choice(env: dict[str, str]) -> None:
+    proc = run_cli("models", "fit", "--ctx", "4096", env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if "VARIANT" in line)
+    assert header.split() == ["VARIANT", "QUANT", "SIZE", "KV", "CACHE", "ESTIMATE", "VERDICT"]
+    rows = lines[lines.index(header) + 1 : lines.index(header) + 1 + len(load_catalog().variants)]
+    names = [row.replace("★", "").split()[0] for row in rows]
+    assert sorted(names) == sorted(v.name for v in load_catalog().variants)
+    starred = [row for row in rows if row.startswith("★")]
+    assert len(starred) == 1 and starred[0].split()[1].startswith("e2b-")
+    assert all("160 MiB" in row for row in rows)  # 20 KV layers x 4,096 tokens x 2 KiB, for every variant
+    assert any(line.strip().startswith("RAM:") for line in lines)
+    assert "context: 4,096 tokens" in proc.stdout and "★ recommended:" in proc.stdout
+    assert "the best quality that fits" in proc.stdout
+
+
+def test_info_reads_the_gguf_header(env: dict[str, str], test_model_path: Path) -> None:
+    proc = run_cli("models", "info", str(test_model_path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    fields = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in proc.stdout.splitlines() if line)
+    assert fields["architecture"] == "gemma3" and fields["quantization"] == "Q4_K_M"
+    assert fields["context length"] == "32,768" and fields["chat template"].startswith("no")
+    assert fields["layers"] == "18 (18 own KV, 15 windowed)"
+    assert f"{test_model_path.stat().st_size:,} bytes" in proc.stdout
+    missing = run_cli("models", "info", "/nonexistent.gguf", env=env)
+    assert (
+        missing.returncode == 2 and "no such file" in missing.stderr and len(missing.stderr.splitlines()) == 1
+    )
+
+
+def test_use_writes_the_config_keeping_comments(
+    env: dict[str, str], g3chat_home: Path, test_model_path: Path
+) -> None:
+    config = g3chat_home / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("# my settings\n[generation]\ntemperature = 0.5  # calmer\n")
+    proc = run_cli("models", "use", str(test_model_path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    text = config.read_text()
+    assert text.startswith("# my settings\n") and "temperature = 0.5  # calmer" in text
+    assert f'model = "{test_model_path.resolve()}"' in text
+    assert text.index("model =") < text.index("[generation]")  # top-level, not inside the table
+    not_there = run_cli("models", "use", "e2b-q4_k_m", env=env)
+    assert not_there.returncode == 2 and "not downloaded" in not_there.stderr
+    assert "g3chat models pull e2b-q4_k_m" in not_there.stderr
+    unknown = run_cli("models", "use", "llama-7b", env=env)
+    assert unknown.returncode == 2 and "no such file or model variant" in unknown.stderr
+
+
+def test_pull_auto_downloads_verifies_activates_and_survives_a_dropped_connection(
+    env: dict[str, str], hub: HubServer, g3chat_home: Path
+) -> None:
+    sha = hub.state.files[0].sha256
+    size = hub.state.files[0].size
+    hub.state.drop_after[sha] = 40_000_000
+    before = hub.sent(sha)
+    proc = run_cli("models", "pull", "auto", "--yes", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "connection lost" in proc.stderr and "sha256 verified" in proc.stderr
+    fetched = hub.sent(sha) - before
+    assert size <= fetched <= size + 40_000_000  # at most what was in flight when it dropped
+    chosen = (
+        next(line for line in proc.stderr.splitlines() if "auto:" in line).split("auto: ")[1].split(":")[0]
+    )
+    assert f'model = "{chosen}"' in config_text(g3chat_home)
+    rows = listed(env)
+    assert rows[chosen]["installed"] and rows[chosen]["active"]
+    assert sum(bool(r["installed"]) for r in rows.values()) == 1
+    answer = run_cli("ask", "--json", "-n", "3", "hello", env=env)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["model"] == chosen
+    removed = run_cli("models", "rm", chosen, "--yes", env=env)
+    assert removed.returncode == 0 and "freed" in removed.stdout
+    assert "model =" not in config_text(g3chat_home) and not listed(env)[chosen]["installed"]
+
+
+def test_ctrl_c_during_pull_leaves_a_resumable_partial(
+    env: dict[str, str], hub: HubServer, tmp_path: Path
+) -> None:
+    variant = load_catalog().get("e2b-q4_k_m")
+    sha, size = hub.state.files[0].sha256, hub.state.files[0].size
+    hub.state.throttle_s = 0.02  # about 12 MiB/s
+    partial = RepoCache.of(tmp_path / "hf" / "hub", variant.repo).partial(sha)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "g3chat", "models", "pull", variant.name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        cwd=REPO,
+    )
+    deadline = time.monotonic() + 60
+    while (not partial.exists() or partial.stat().st_size < 3_000_000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted" in err and b"run the same command to resume" in err and b"Traceback" not in err
+    kept = partial.stat().st_size
+    assert 3_000_000 <= kept < size
+    assert RepoCache.of(tmp_path / "hf" / "hub", variant.repo).find(variant.file) is None
+    hub.state.throttle_s = 0.0
+    before = hub.sent(sha)
+    again = run_cli("models", "pull", variant.name, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming at" in again.stderr
+    assert hub.sent(sha) - before == size - kept  # nothing fetched twice
+    assert not partial.exists()
+
+
+def test_no_model_installed_offers_to_pull(env: dict[str, str], g3chat_home: Path) -> None:
+    refused = run_cli("ask", "-n", "2", "hi", env=env)
+    assert refused.returncode == 2
+    assert "g3chat models pull auto" in refused.stderr and "--yes" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    accepted = run_cli("ask", "--yes", "--json", "-n", "2", "hi", env=env, timeout=300)
+    assert accepted.returncode == 0, accepted.stderr
+    model = json.loads(accepted.stdout)["model"]
+    assert model.startswith("e2b-") and f'model = "{model}"' in config_text(g3chat_home)
+
+
+def test_unreachable_hub_falls_back_to_the_test_model(env: dict[str, str]) -> None:
+    proc = run_cli("ask", "-n", "2", "hi", env={**env, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot be reached" in proc.stderr and "tiny offline test model" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    offline = run_cli("ask", "-n", "2", "hi", env={**env, "HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 0 and "offline mode is on" in offline.stderr
