@@ -406,10 +406,11 @@ def documented_fields() -> list[tuple[str, Any, str]]:
     return rows
 
 
-def write_setting(path: Path, key: str, value: str | None) -> None:
-    """Set (or, with ``None``, remove) top-level ``key`` in the config file, keeping everything else.
+def write_setting(path: Path, key: str, value: Any) -> None:
+    """Set (or, with ``None``, remove) ``key`` in the config file, keeping everything else.
 
-    The file is edited with tomlkit, so the user's comments, order and formatting survive, and replaced
+    ``key`` is top-level (``"model"``) or dotted (``"ui.theme"``: the table is created when missing). The
+    file is edited with tomlkit, so the user's comments, order and formatting survive, and replaced
     atomically (a temporary file renamed over it), so a failure never leaves half a config behind.
     """
     import tomlkit
@@ -425,7 +426,21 @@ def write_setting(path: Path, key: str, value: str | None) -> None:
         document = tomlkit.parse(text)
     except TOMLKitError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    if value is None:
+    if "." in key:
+        *sections, leaf = key.split(".")
+        table: Any = document
+        for name in sections:
+            if name not in table:
+                if value is None:
+                    break
+                table[name] = tomlkit.table()
+            table = table[name]
+        else:
+            if value is None:
+                table.pop(leaf, None)
+            else:
+                table[leaf] = value
+    elif value is None:
         document.pop(key, None)
     elif key in document:
         document[key] = value

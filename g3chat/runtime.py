@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,10 +17,14 @@ from g3chat.core.models.resolve import PullOffer, Resolution, ResolvedModel, loc
 from g3chat.core.store import Store
 from g3chat.paths import Paths
 
+# Builds the engine to run (not loaded) and returns it with a one-line notice to show, if any.
+EngineFactory = Callable[[], "tuple[Engine, str | None]"]
+
 if TYPE_CHECKING:
     from g3chat.core.models.fit import EngineShape
     from g3chat.core.models.manager import ModelManager
     from g3chat.core.tools.setup import ToolSet
+    from g3chat.tui.app import G3ChatApp
 
 
 @dataclass
@@ -189,4 +194,40 @@ class Runtime:
             roots=roots if roots is not None else [Path.cwd(), *parse_roots(settings.roots)],
             settings=BuiltinSettings(settings.output_limit, settings.shell_timeout, settings.timeout),
             mcp_errlog=self.paths.cache_dir() / "mcp-servers.log",
+        )
+
+    def engine_factory(
+        self,
+        *,
+        model: str | None = None,
+        server: str | None = None,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+        verbose: bool = False,
+    ) -> EngineFactory:
+        """:meth:`engine_for`, deferred: the chat UI calls it in its loading thread, after the window is up
+        (resolving can take a while: verifying or assembling a model). With no model installed it raises
+        the InputError naming the pull command, which the UI shows."""
+        return partial(
+            self.engine_for, model=model, server=server, n_ctx=n_ctx, threads=threads, verbose=verbose
+        )
+
+    def chat_app(
+        self,
+        store: Store,
+        *,
+        engine: Engine | None = None,
+        engine_factory: EngineFactory | None = None,
+        conversation_id: int | None = None,
+    ) -> G3ChatApp:
+        """The chat UI over this runtime's settings and paths (imports Textual only now)."""
+        from g3chat.tui.app import G3ChatApp
+
+        return G3ChatApp(
+            settings=self.settings,
+            store=store,
+            paths=self.paths,
+            engine=engine,
+            engine_factory=engine_factory,
+            conversation_id=conversation_id,
         )

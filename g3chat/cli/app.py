@@ -47,7 +47,22 @@ VERBOSE = typer.Option(False, "--verbose", help="Show llama.cpp's logs and full 
 def root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Chat UI: GGUF file (or configured model name); with --server, its model."
+    ),
+    server: str | None = typer.Option(
+        None, "--server", metavar="URL", help="Chat UI: use an OpenAI-compatible server instead of llama.cpp."
+    ),
+    ctx_size: int | None = typer.Option(
+        None, "--ctx", min=0, help="Chat UI: context window in tokens (0: model maximum)."
+    ),
+    threads: int | None = typer.Option(None, "--threads", "-t", min=1, help="Chat UI: CPU threads."),
+    chat: int | None = typer.Option(None, "--chat", min=1, help="Chat UI: open conversation ID."),
+    continue_: bool = typer.Option(
+        False, "--continue", "-c", help="Chat UI: open the most recent conversation."
+    ),
+    verbose: bool = VERBOSE,
+) -> int | None:
     """Chat with Gemma 3n E2B locally, in the terminal. With no command, open the chat UI."""
     if version:
         from g3chat import __version__
@@ -55,7 +70,20 @@ def root(
         typer.echo(f"g3chat {__version__}")
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+        from g3chat.cli.tui_cmd import TuiOptions, run_tui
+
+        return run_tui(
+            TuiOptions(
+                model=model,
+                server=server,
+                ctx=ctx_size,
+                threads=threads,
+                chat_id=chat,
+                continue_last=continue_,
+                verbose=verbose,
+            )
+        )
+    return None
 
 
 @app.command()

@@ -8,13 +8,29 @@ error, so nothing the user saw is ever lost.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import fields, replace
 from typing import Any
 
 from g3chat.core.engine.base import Engine
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store, StoredMessage
 from g3chat.core.types import EngineEvent, GenerationParams, Message, Part, TurnResult
+
+TITLE_LENGTH = 60
+PARAM_NAMES = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "max_tokens")
+
+
+def title_for(text: str) -> str:
+    """A conversation title from its first message: the first words on one line."""
+    return " ".join(text.split())[:TITLE_LENGTH]
+
+
+def with_overrides(params: GenerationParams, overrides: Mapping[str, Any]) -> GenerationParams:
+    """``params`` with a conversation's own sampling settings (unknown names and None are ignored)."""
+    known = {f.name for f in fields(GenerationParams)} & set(PARAM_NAMES)
+    changes = {k: v for k, v in overrides.items() if k in known and v is not None}
+    return replace(params, **changes)
 
 
 def answer_status(result: TurnResult) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from g3chat.core.errors import NotFoundError, StoreError
+from g3chat.core.search import SEARCH_SQL, SearchHit, fts_query
 from g3chat.core.types import Message, Part, Role, TextPart, parts_from_json, parts_to_json
 
 STATUSES = ("complete", "partial", "error")
@@ -108,8 +109,37 @@ def _migration_1(db: sqlite3.Connection) -> None:
     )
 
 
+# A message's searchable text: its text parts joined (the same as StoredMessage.text).
+_TEXT_OF = (
+    "(SELECT coalesce(group_concat(json_extract(p.value, '$.text'), ''), '') FROM json_each({}) AS p "
+    "WHERE json_extract(p.value, '$.type') = 'text')"
+)
+
+
+def _migration_2(db: sqlite3.Connection) -> None:
+    """Full-text search: an FTS5 index of every message's text, kept in step by triggers."""
+    db.execute(
+        "CREATE VIRTUAL TABLE message_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')"
+    )
+    # Trigger bodies contain ';', so each statement is executed on its own.
+    db.execute(
+        "CREATE TRIGGER message_fts_insert AFTER INSERT ON messages BEGIN "
+        f"INSERT INTO message_fts (rowid, body) VALUES (new.id, {_TEXT_OF.format('new.content')}); END"
+    )
+    db.execute(
+        "CREATE TRIGGER message_fts_update AFTER UPDATE OF content ON messages BEGIN "
+        "DELETE FROM message_fts WHERE rowid = old.id; "
+        f"INSERT INTO message_fts (rowid, body) VALUES (new.id, {_TEXT_OF.format('new.content')}); END"
+    )
+    db.execute(
+        "CREATE TRIGGER message_fts_delete AFTER DELETE ON messages BEGIN "
+        "DELETE FROM message_fts WHERE rowid = old.id; END"
+    )
+    db.execute(f"INSERT INTO message_fts (rowid, body) SELECT id, {_TEXT_OF.format('content')} FROM messages")
+
+
 # Ordered migrations: MIGRATIONS[n] upgrades a database at user_version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -392,3 +422,67 @@ class Store:
                 continue  # a failed turn that said nothing: an empty answer would teach the model silence
             out.append(m.to_message())
         return out
+
+    # ------------------------------------------------------------------------------------- branches
+
+    def set_current_leaf(self, conversation_id: int, message_id: int | None) -> None:
+        """Show the branch ending at ``message_id`` (without touching the conversation's updated time)."""
+        if message_id is not None and self.get_message(message_id).conversation_id != conversation_id:
+            raise NotFoundError(f"message {message_id} is not in conversation {conversation_id}")
+        with self._tx() as db:
+            db.execute(
+                "UPDATE conversations SET current_leaf = ? WHERE id = ?", (message_id, conversation_id)
+            )
+
+    def siblings(self, message_id: int) -> list[StoredMessage]:
+        """The message and its alternatives (same parent, same conversation), oldest first."""
+        m = self.get_message(message_id)
+        rows = self._query(
+            "SELECT * FROM messages WHERE conversation_id = ? AND parent_id IS ? ORDER BY id",
+            (m.conversation_id, m.parent_id),
+        )
+        return [self._message(r) for r in rows]
+
+    def latest_leaf(self, message_id: int) -> int:
+        """The newest message below ``message_id`` (or itself): the end of its most recent branch.
+
+        Children are always newer than their parents, so the newest message of a subtree is a leaf.
+        """
+        rows = self._query(
+            """
+            WITH RECURSIVE sub(id) AS (
+                SELECT id FROM messages WHERE id = ?
+                UNION ALL
+                SELECT m.id FROM messages m JOIN sub ON m.parent_id = sub.id
+            )
+            SELECT max(id) FROM sub
+            """,
+            (message_id,),
+        )
+        if rows[0][0] is None:
+            raise NotFoundError(f"no message with id {message_id}")
+        return int(rows[0][0])
+
+    def branch_positions(self, conversation_id: int) -> dict[int, tuple[int, int]]:
+        """For every message with alternatives: (its 1-based position among its siblings, their count)."""
+        rows = self._query(
+            "SELECT id, parent_id FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        )
+        groups: dict[int | None, list[int]] = {}
+        for row in rows:
+            groups.setdefault(row["parent_id"], []).append(row["id"])
+        return {
+            mid: (index + 1, len(ids))
+            for ids in groups.values()
+            if len(ids) > 1
+            for index, mid in enumerate(ids)
+        }
+
+    # --------------------------------------------------------------------------------------- search
+
+    def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        """Messages of every conversation whose text matches all the words of ``text``, best first."""
+        query = fts_query(text)
+        if query is None:
+            return []
+        return [SearchHit.from_row(r) for r in self._query(SEARCH_SQL, (query, int(limit)))]

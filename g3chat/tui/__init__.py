@@ -1,1 +1,1 @@
-"""The Textual interface (the app itself lands with issue 4; attachment widgets live in widgets/)."""
+"""The interactive chat UI (Textual). Imported only when ``g3chat`` opens it."""

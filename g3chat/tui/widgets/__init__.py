@@ -1,1 +1,1 @@
-"""Self-contained Textual widgets, one per module."""
+"""The chat UI's widgets, one per module."""

@@ -1,0 +1,142 @@
+"""The work of the engine thread: load the model, and answer one conversation turn.
+
+Nothing here touches widgets. Results reach the UI as the small messages of :mod:`g3chat.tui.messages`,
+posted through a ``post`` callable (``App.post_message``, which is safe from any thread). Answer text is
+handed over through a :class:`DeltaBuffer` so that at most one "the answer grew" message is ever waiting
+in the UI's queue, however fast tokens arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from g3chat.core.chat import Turn
+from g3chat.core.context import answer_reserve, fit_to_context
+from g3chat.core.engine.base import Engine
+from g3chat.core.errors import G3ChatError
+from g3chat.core.store import Store
+from g3chat.core.types import GenerationParams, PromptProgress, TextDelta
+from g3chat.runtime import EngineFactory
+from g3chat.tui import messages as msg
+
+Post = Callable[[object], object]
+
+
+class DeltaBuffer:
+    """Answer text waiting for the UI, shared by the engine thread (push) and the UI (drain)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chunks: list[str] = []
+        self._wake_pending = False
+        self.pieces = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+
+    def push(self, text: str) -> bool:
+        """Add text; True when the caller should wake the UI (no wake-up is already waiting)."""
+        now = time.perf_counter()
+        with self._lock:
+            self._chunks.append(text)
+            self.pieces += 1
+            if self.first_at is None:
+                self.first_at = now
+            self.last_at = now
+            if self._wake_pending:
+                return False
+            self._wake_pending = True
+            return True
+
+    def drain(self) -> str:
+        with self._lock:
+            text = "".join(self._chunks)
+            self._chunks.clear()
+            self._wake_pending = False
+            return text
+
+    def rate(self) -> float | None:
+        """Pieces (about one per token) per second so far."""
+        with self._lock:
+            if self.first_at is None or self.last_at is None or self.pieces < 2:
+                return None
+            elapsed = self.last_at - self.first_at
+            return (self.pieces - 1) / elapsed if elapsed > 0 else None
+
+
+@dataclass
+class GenerationJob:
+    """One answer to produce: which conversation, with what settings, and how to stop it."""
+
+    conversation_id: int
+    params: GenerationParams
+    model_name: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    buffer: DeltaBuffer = field(default_factory=DeltaBuffer)
+    # Used by the UI thread only: the text shown so far and the widget showing it.
+    text: str = ""
+    view: Any = None
+    shown_at: float = 0.0
+    drain_scheduled: bool = False
+    frame_s: float = 0.0  # the UI's current time between frames (see G3ChatApp.on_answer_grew)
+    cpu_mark: float = 0.0
+
+
+def load_engine(factory: EngineFactory | None, engine: Engine | None, post: Post) -> None:
+    """Build (when needed) and load the engine, then report ModelLoaded or ModelLoadFailed."""
+    notice = None
+    try:
+        if engine is None:
+            assert factory is not None
+            engine, notice = factory()
+        info = engine.load()
+    except G3ChatError as exc:
+        post(msg.ModelLoadFailed(str(exc), engine))
+        return
+    except Exception as exc:  # an unexpected failure still becomes a message, never a crash
+        post(msg.ModelLoadFailed(f"{type(exc).__name__}: {exc}", engine))
+        return
+    post(msg.ModelLoaded(engine, info, notice))
+
+
+def run_generation(engine: Engine, store: Store, job: GenerationJob, post: Post) -> None:
+    """Answer ``job``'s conversation (its current branch), saving the answer however the stream ends."""
+    error: str | None = None
+    turn: Turn | None = None
+    try:
+        info = engine.info
+        history = store.history(job.conversation_id)
+        if info is not None and info.n_ctx > 0:  # a server may not say how large its window is
+            reserve = answer_reserve(info.n_ctx, job.params.max_tokens)
+            fitted = fit_to_context(history, engine.count_tokens, info.n_ctx, reserve)
+            if fitted.dropped:
+                post(msg.ContextTrimmed(job, fitted.dropped, fitted.tokens))
+            history = fitted.messages
+        turn = Turn(
+            engine,
+            history,
+            job.params,
+            cancel=job.cancel,
+            store=store,
+            conversation_id=job.conversation_id,
+            model_name=job.model_name,
+        )
+        for event in turn:
+            if isinstance(event, TextDelta):
+                if job.buffer.push(event.text):
+                    post(msg.AnswerGrew(job))
+            elif isinstance(event, PromptProgress):
+                post(msg.PromptEvaluated(job, event.done, event.total))
+    except G3ChatError as exc:
+        error = str(exc)
+    except Exception as exc:  # reported in the chat; the partial answer is saved by Turn
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        result = turn.result if turn is not None else None
+        saved = turn.saved if turn is not None else None
+        if error is None and result is not None and result.finish_reason == "error":
+            error = result.error
+        post(msg.AnswerFinished(job, result, saved, error))

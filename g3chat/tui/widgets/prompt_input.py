@@ -1,0 +1,48 @@
+"""The message box: multi-line; Enter sends, Ctrl+J (or Shift+Enter where the terminal reports it)
+inserts a line break."""
+
+from __future__ import annotations
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
+
+from g3chat.tui.keys import INPUT_ACTIONS, bindings
+
+
+class PromptInput(TextArea):
+    DEFAULT_CSS = """
+    PromptInput { height: auto; min-height: 3; max-height: 12; border: tall $primary 40%; }
+    PromptInput:focus { border: tall $primary; }
+    """
+
+    BINDINGS = bindings(INPUT_ACTIONS)
+
+    class Submitted(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(
+            soft_wrap=True,
+            placeholder="Message · Enter sends · Ctrl+J new line",
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.action_submit()
+
+    def action_submit(self) -> None:
+        text = self.text
+        if not text.strip():
+            return
+        self.post_message(self.Submitted(text))
+        self.clear()
+
+    def action_newline(self) -> None:
+        start, end = self.selection
+        self.replace("\n", start, end, maintain_selection_offset=False)

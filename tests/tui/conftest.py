@@ -1,0 +1,59 @@
+"""Fixtures for the chat UI tests: an app over a fresh store and a scripted engine, and a wait helper."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from g3chat.core.engine.fake import FakeEngine
+from g3chat.core.store import Store
+from g3chat.runtime import Runtime
+
+SIZE = (100, 30)
+
+
+async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Let the app run until ``predicate()`` holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
+        await pilot.pause(0.02)  # type: ignore[attr-defined]
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+def runtime(g3chat_home: Path) -> Runtime:
+    return Runtime.from_env()
+
+
+@pytest.fixture
+def store(runtime: Runtime) -> Iterator[Store]:
+    s = runtime.open_store()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fake() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def make_app(runtime: Runtime, store: Store, fake: FakeEngine) -> Iterator[Callable[..., object]]:
+    """Build the app as the CLI does (Runtime.chat_app), with the FakeEngine built by the loading thread."""
+    apps = []
+
+    def make(engine: object | None = None, **kwargs: object) -> object:
+        chosen = engine if engine is not None else fake
+        app = runtime.chat_app(store, engine_factory=lambda: (chosen, None), **kwargs)  # type: ignore[arg-type]
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.shutdown(timeout=10)
