@@ -34,6 +34,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("delete_chat", "f8", "Delete", "Delete this conversation (asks first)"),
     Action("chat_settings", "ctrl+o", "Chat settings", "System prompt and sampling for this conversation"),
     Action("change_theme", "ctrl+t", "Theme", "Pick a theme (the choice is saved)"),
+    Action("attach_file", "ctrl+l", "Attach", "Attach an image, audio or video file to the next message"),
+    Action("record", "ctrl+s", "Record", "Record from the microphone (again to stop); the clip is attached"),
 )
 
 # Keys of the message input; rebindable with the same [keys] table.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from g3chat.core.types import user
 from g3chat.tui.widgets.conversation_list import ConversationList
 from g3chat.tui.widgets.message_view import MessageView
 
@@ -173,7 +174,8 @@ class ChatActions(_Base):
         async def done(text: str | None) -> None:
             if text is None or self.conversation_id != original.conversation_id:
                 return
-            self.g3.store.add_message(self.conversation_id, "user", text, parent_id=original.parent_id)
+            parts = user(text, original.to_message().attachments).parts  # the attachments stay
+            self.g3.store.add_message(self.conversation_id, "user", parts, parent_id=original.parent_id)
             await self.reload()
             await self.ask_for_answer()
 

@@ -16,8 +16,11 @@ from textual.widgets import Footer, OptionList
 
 from g3chat.core.chat import title_for
 from g3chat.core.store import StoredMessage
+from g3chat.core.types import AttachmentPart, user
 from g3chat.tui import keys
+from g3chat.tui.screens.attach_actions import AttachActions, attachments_title
 from g3chat.tui.screens.chat_actions import ChatActions
+from g3chat.tui.widgets.attachment_tray import AttachmentTray
 from g3chat.tui.widgets.chat_header import ChatHeader
 from g3chat.tui.widgets.chat_view import ChatView
 from g3chat.tui.widgets.conversation_list import ConversationList
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
     from g3chat.tui.messages import AnswerFinished
 
 
-class ChatScreen(ChatActions, Screen[None]):
+class ChatScreen(ChatActions, AttachActions, Screen[None]):
     BINDINGS = keys.bindings()
     AUTO_FOCUS = "PromptInput"
 
@@ -49,6 +52,7 @@ class ChatScreen(ChatActions, Screen[None]):
             yield ConversationList(id="sidebar")
             with Vertical(id="main"):
                 yield ChatView(id="chat")
+                yield AttachmentTray(id="tray")
                 yield PromptInput(id="prompt")
         yield Footer()
 
@@ -96,6 +100,7 @@ class ChatScreen(ChatActions, Screen[None]):
             label=self._label(message),
             branch=branch,
             error=message.error,
+            attachments=[p for p in message.parts if isinstance(p, AttachmentPart)],
         )
 
     async def open_conversation(self, conversation_id: int | None, *, focus: int | None = None) -> None:
@@ -143,20 +148,29 @@ class ChatScreen(ChatActions, Screen[None]):
 
     @on(PromptInput.Submitted)
     async def send(self, event: PromptInput.Submitted) -> None:
+        text = await self.take_attach_commands(event.text)  # /image PATH and the like
+        if text is None:
+            return
         if self.g3.is_generating(self.conversation_id):
             self.notify("Wait for the answer to finish, or press Esc to stop it.", severity="warning")
             return
+        attachments = self.tray.take()
+        if not text.strip() and not attachments:
+            return
+        title = title_for(text) if text.strip() else attachments_title(attachments)
         store = self.g3.store
         if self.conversation_id is None:
             conversation = store.create_conversation(
-                title_for(event.text),
+                title,
                 model=self.g3.model_info.name if self.g3.model_info else None,
                 system_prompt=self.g3.settings.generation.system_prompt,
             )
             self.conversation_id = conversation.id
         elif not store.get_conversation(self.conversation_id).title:
-            store.rename_conversation(self.conversation_id, title_for(event.text))
-        message = store.add_message(self.conversation_id, "user", event.text)  # committed first
+            store.rename_conversation(self.conversation_id, title)
+        message = store.add_message(self.conversation_id, "user", user(text, attachments).parts)  # first
+        if attachments:
+            self.sent_with_attachments(message.id)
         self.prompt.clear()
         await self.chat.add(self.view_for(message, None))
         self.refresh_sidebar()
@@ -185,9 +199,12 @@ class ChatScreen(ChatActions, Screen[None]):
     # ----------------------------------------------------------------------------- engine results
 
     async def answer_started(self, job: GenerationJob) -> None:
+        notes = self.media_notes(job.conversation_id)  # what the model cannot take, what frames cost
         if job.conversation_id != self.conversation_id:
             return
         await self.chat.remove_children(".-waiting")
+        for note in notes:
+            await self.chat.notice(note)
         job.view = self._streaming_view(job)
         await self.chat.add(job.view)
 

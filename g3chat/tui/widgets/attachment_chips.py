@@ -1,4 +1,5 @@
-"""Chips for the attachments of the message being written; each can be removed before sending."""
+"""Chips for the attachments of the message being written (each can be removed before sending), and the
+same chips, read-only, on a sent message."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ class AttachmentChip(Horizontal):
     AttachmentChip > Button { min-width: 3; width: 3; height: 1; border: none; padding: 0; }
     """
 
-    def __init__(self, parts: Sequence[AttachmentPart], key: str) -> None:
+    def __init__(self, parts: Sequence[AttachmentPart], key: str, *, removable: bool = True) -> None:
         super().__init__(classes=f"chip-{parts[0].kind}")
         self.parts = list(parts)
         self.key = key
+        self.removable = removable
 
     @property
     def text(self) -> str:
@@ -52,8 +54,9 @@ class AttachmentChip(Horizontal):
         return label
 
     def compose(self) -> ComposeResult:
-        yield Static(self.text, classes="chip-label")
-        yield Button("✕", classes="chip-remove", tooltip="Remove this attachment")
+        yield Static(self.text, classes="chip-label", markup=False)
+        if self.removable:
+            yield Button("✕", classes="chip-remove", tooltip="Remove this attachment")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -129,6 +132,14 @@ class AttachmentChips(Horizontal):
     def _changed(self) -> None:
         self.set_class(not self._groups, "-empty")
         self.post_message(self.Changed(self))
+
+
+def grouped(parts: Sequence[AttachmentPart]) -> dict[str, list[AttachmentPart]]:
+    """Attachments by chip, in order (a video's frames together)."""
+    groups: dict[str, list[AttachmentPart]] = {}
+    for part in parts:
+        groups.setdefault(group_key(part), []).append(part)
+    return groups
 
 
 def _dom_id(key: str) -> str:

@@ -41,14 +41,16 @@ class ImagePreview(Widget):
 
     def render_line(self, y: int) -> Strip:
         cells = self.cells()
+        base = self.rich_style  # every segment has a style: filters such as NO_COLOR's need one
         if y >= len(cells):
             if y == 0 and self.error:
-                return Strip([Segment(self.error[: self.size.width])])
-            return Strip.blank(self.size.width)
+                return Strip([Segment(self.error[: self.size.width], base)])
+            return Strip.blank(self.size.width, base)
         segments = [
-            Segment(UPPER_HALF, Style(color=_hex(upper), bgcolor=_hex(lower))) for upper, lower in cells[y]
+            Segment(UPPER_HALF, base + Style(color=_hex(upper), bgcolor=_hex(lower)))
+            for upper, lower in cells[y]
         ]
-        return Strip(segments).extend_cell_length(self.size.width)
+        return Strip(segments).extend_cell_length(self.size.width, base)
 
     def on_resize(self) -> None:
         self.refresh()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -12,6 +13,8 @@ from textual.widgets import Static
 if TYPE_CHECKING:
     from textual.widgets import Markdown
     from textual.widgets.markdown import MarkdownStream
+
+    from g3chat.core.types import AttachmentPart
 
 STATUS_NOTES = {"partial": "stopped · partial", "error": "failed"}
 
@@ -57,6 +60,7 @@ class MessageView(Vertical, can_focus=True):
         branch: tuple[int, int] | None = None,
         error: str | None = None,
         pending: str | None = None,
+        attachments: Sequence[AttachmentPart] = (),
     ) -> None:
         super().__init__(classes=f"-{role}")
         self.role = role
@@ -67,6 +71,7 @@ class MessageView(Vertical, can_focus=True):
         self.branch = branch
         self.error = error
         self.pending = pending  # e.g. "waiting for the model", "thinking", shown until text arrives
+        self.attachments = list(attachments)
         self._stream: MarkdownStream | None = None
         self.set_class(status in ("partial", "error"), f"-{status}")
 
@@ -74,6 +79,10 @@ class MessageView(Vertical, can_focus=True):
         from textual.widgets import Markdown  # Markdown pulls in markdown-it and Pygments: not at start-up
 
         yield Static(self._meta_text(), classes="meta", markup=False)
+        if self.attachments:
+            from g3chat.tui.widgets.sent_attachments import SentAttachments
+
+            yield SentAttachments(self.attachments)
         yield Markdown(self.text)
         if self.error:
             yield Static(self.error, classes="error-line", markup=False)

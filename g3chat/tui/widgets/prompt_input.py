@@ -1,5 +1,6 @@
 """The message box: multi-line; Enter sends, Ctrl+J (or Shift+Enter where the terminal reports it)
-inserts a line break."""
+inserts a line break. A paste that is exactly one existing media file (what dropping a file on a terminal
+types) becomes an attachment instead of text."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
+from g3chat.core.media.attach import AttachRequest, pasted_path
 from g3chat.tui.keys import INPUT_ACTIONS, bindings
 
 
@@ -23,6 +25,13 @@ class PromptInput(TextArea):
             super().__init__()
             self.text = text
 
+    class FilePasted(Message):
+        def __init__(self, request: AttachRequest) -> None:
+            super().__init__()
+            self.request = request
+
+    allow_empty = False  # Enter sends an empty message (set while attachments are waiting to go)
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(
             soft_wrap=True,
@@ -36,9 +45,18 @@ class PromptInput(TextArea):
             event.prevent_default()
             self.action_submit()
 
+    def _on_paste(self, event: events.Paste) -> None:
+        # Runs before TextArea's own handler (Textual calls each class's in turn, unless prevented).
+        request = pasted_path(event.text) if not self.read_only else None
+        if request is None:
+            return
+        event.stop()
+        event.prevent_default()
+        self.post_message(self.FilePasted(request))
+
     def action_submit(self) -> None:
         text = self.text
-        if not text.strip():
+        if not text.strip() and not self.allow_empty:
             return
         self.post_message(self.Submitted(text))
         self.clear()

@@ -71,6 +71,13 @@ class RecordToggle(Widget, can_focus=True):
             self.elapsed, self.levels, self.recording = 0.0, (), True
             self._record(self._stop)
 
+    def stop(self) -> None:
+        """Stop a recording in progress (its clip still arrives as ``Recorded``)."""
+        self._stop.set()
+
+    def on_unmount(self) -> None:
+        self._stop.set()  # never leave the microphone open behind a closed window
+
     def on_click(self) -> None:
         self.action_toggle()
 
