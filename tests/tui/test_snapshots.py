@@ -110,3 +110,36 @@ def test_sidebar_hidden_amber(snap_compare, runtime: Runtime, store: Store) -> N
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SNAPSHOT_SIZE, run_before=run_before)
+
+
+def test_attachments_sent_and_pending(snap_compare, runtime: Runtime, store: Store, tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from g3chat.core.media.audio import attach_audio
+    from g3chat.core.media.images import attach_image
+    from g3chat.core.types import user
+    from tests.fixtures import media_files as mf
+
+    media = runtime.media_store()
+    picture = Image.new("RGB", (64, 48), mf.BLUE)
+    picture.paste(mf.RED, (0, 24, 64, 48))
+    picture.paste((240, 200, 40), (40, 6, 52, 18))
+    picture.save(tmp_path / "sunset.png")
+    image = attach_image(media, tmp_path / "sunset.png")
+    swell = mf.tone(2.0, 16000, amp=0.9) * np.sin(np.linspace(0, np.pi, 32000))  # a waveform with a shape
+    memo = attach_audio(media, mf.wav(tmp_path / "memo.wav", swell, 16000))
+    pending = attach_image(media, mf.image(tmp_path / "leaf.png", "PNG", size=(30, 40), color=(40, 160, 60)))
+    c = store.create_conversation("Holiday pictures")
+    store.add_message(c.id, "user", user("What time of day is this?", [image, memo]).parts)
+    store.add_message(c.id, "assistant", "Sunset: the sun sits low over a red horizon.", model="fake")
+    app = runtime.chat_app(store, engine=FakeEngine(vision=True, audio=True), conversation_id=c.id)
+
+    async def run_before(pilot) -> None:
+        await ready(app)(pilot)
+        app.chat_screen.tray.add([pending])
+        app.chat_screen.prompt.text = "And this one?"
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SNAPSHOT_SIZE, run_before=run_before)

@@ -56,7 +56,7 @@ class AttachmentChip(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(self.text, classes="chip-label", markup=False)
         if self.removable:
-            yield Button("✕", classes="chip-remove", tooltip="Remove this attachment")
+            yield Button("✕", classes="chip-remove", tooltip="Remove this attachment", compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

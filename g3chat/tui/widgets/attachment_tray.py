@@ -25,7 +25,7 @@ def chat_recorder(on_level: Callable[[Level], None]) -> Recorder:
 
 class AttachmentTray(Vertical):
     DEFAULT_CSS = """
-    AttachmentTray { height: auto; margin: 0 0 0 1; padding: 0 1; }
+    AttachmentTray { height: auto; margin: 0 0 0 1; padding: 0 1; border-top: solid $primary 30%; }
     AttachmentTray.-empty { display: none; }
     AttachmentTray > #recorder { height: 1; }
     AttachmentTray > #recorder.-idle { display: none; }
