@@ -98,6 +98,7 @@ def test_attach_commands_and_pasted_paths(tmp_path: Path) -> None:
     assert pasted_path(f"file://{str(picture).replace(' ', '%20')}") == AttachRequest("image", picture)
     assert pasted_path(f"'{picture}'\n") == AttachRequest("image", picture)
     assert pasted_path("just some text") is None and pasted_path(f"{picture}\n{picture}") is None
+    assert pasted_path("word " * 100) is None and pasted_path("a\0b.png") is None  # not paths: no error
     assert clean_path("~/a b.png") == Path("~/a b.png").expanduser()
 
 

@@ -116,8 +116,9 @@ async def test_pasted_and_typed_paths_remove_a_chip_and_send_without_text(
         app.post_message(events.Paste(f"'{photo}'"))  # as a terminal pastes a dropped file
         await wait_until(pilot, lambda: len(chips(app)) == 1)
         assert chips(app) == ["▣ My Photo.jpg 30×20"] and prompt.text == ""
-        app.post_message(events.Paste("not a path, just words"))
-        await wait_until(pilot, lambda: prompt.text == "not a path, just words")
+        words = "not a path, just words " * 20  # one long line: longer than a file name may be
+        app.post_message(events.Paste(words))
+        await wait_until(pilot, lambda: prompt.text == words)
         prompt.text = ""
         await enter(pilot, app, str(memo))  # a typed path, Enter
         await wait_until(pilot, lambda: len(chips(app)) == 2)

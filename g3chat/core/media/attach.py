@@ -72,7 +72,10 @@ def pasted_path(text: str) -> AttachRequest | None:
     if "\n" in text.strip() or not text.strip():
         return None
     path = clean_path(text)
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return None
+    except (OSError, ValueError):  # a long line of text is "File name too long"; a NUL is a ValueError
         return None
     kind = kind_of(path)
     return AttachRequest(kind, path) if kind else None
