@@ -188,6 +188,13 @@ async def test_file_picker_attaches_the_chosen_file(make_app, tmp_path: Path, mo
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+l")
         await wait_until(pilot, lambda: isinstance(app.screen, AttachScreen))
+        await pilot.press("backspace")  # up a folder, then cancel: nothing attached
+        await wait_until(pilot, lambda: Path(app.screen.query_one(MediaFileTree).path) == tmp_path)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AttachScreen))
+        assert chips(app) == []
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: isinstance(app.screen, AttachScreen))
         tree = app.screen.query_one(MediaFileTree)
         await wait_until(pilot, lambda: len(tree.root.children) > 0)
         assert [str(n.label) for n in tree.root.children] == ["dog.png"]
