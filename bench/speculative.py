@@ -6,6 +6,8 @@
 (b) the same for free chat, where copies are rare.
 (c) TTFT of ``g3chat ask -c`` on a conversation with >= 2,000 tokens of history, with and without the
     saved-state cache, against a fresh one-turn TTFT; and the saved state's size per 1,000 tokens.
+(d) switching conversations in one process (what the chat UI does): TTFT of A's next turn after a turn in
+    B, with and without the in-memory state tier, against A's previous turn TTFT.
 
 Same GGUF, threads, context and sampling settings everywhere; medians over interleaved repeats.
 
@@ -194,6 +196,50 @@ def continue_table(model: Path, threads: int, repeats: int) -> None:
     )
 
 
+def switch_table(model: Path, threads: int, repeats: int) -> None:
+    from g3chat.core.types import assistant
+
+    def long_history(topic: str) -> str:
+        return " ".join(
+            f"Entry {i}: the {topic} logged wind, waves, three ships and gulls." for i in range(150)
+        )
+
+    def ttft(eng: LlamaCppEngine, messages: list) -> tuple[float, str]:  # type: ignore[type-arg]
+        result = collect(eng.stream_chat(messages, GenerationParams(temperature=0.0, max_tokens=8)))
+        assert result.usage is not None and result.usage.ttft_s is not None
+        return result.usage.ttft_s, result.text
+
+    rows: dict[str, list[float]] = {"A, next turn (no switch)": [], "A after B, memory tier": [],
+                                    "A after B, no state cache": []}  # fmt: skip
+    for _ in range(repeats):
+        for memory_mb in (512, 0):
+            eng = LlamaCppEngine(
+                model, n_ctx=8192, n_threads=threads, state_memory_mb=memory_mb, state_disk_mb=0
+            )
+            eng.load()
+            a = [user(long_history("keeper"))]
+            _, answer = ttft(eng, a)
+            a += [assistant(answer), user("What did the keeper log most often?")]
+            last, answer = ttft(eng, a)  # A's last turn: its history is already in the KV cache
+            a += [assistant(answer), user("And what else?")]
+            b = [user(long_history("captain"))]
+            ttft(eng, b)  # B replaces A in the KV cache
+            after, _ = ttft(eng, a)
+            if memory_mb:
+                rows["A, next turn (no switch)"].append(last)
+                rows["A after B, memory tier"].append(after)
+            else:
+                rows["A after B, no state cache"].append(after)
+            eng.close()
+    base = statistics.median(rows["A, next turn (no switch)"])
+    print("| switching conversations in one process | TTFT s | vs A's last turn |")
+    print("|---|---:|---:|")
+    for name, values in rows.items():
+        value = statistics.median(values)
+        print(f"| {name} | {value:.3f} | {value / base:.2f}x |")
+    print("\n(target: A after B <= 1.5x A's last turn)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -206,6 +252,8 @@ def main() -> None:
     decode_table(model, args.threads, args.tokens, args.repeats)
     print()
     continue_table(model, args.threads, args.repeats)
+    print()
+    switch_table(model, args.threads, args.repeats)
 
 
 if __name__ == "__main__":
