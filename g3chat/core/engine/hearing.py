@@ -27,6 +27,7 @@ freed by :meth:`Hearing.close`.
 
 from __future__ import annotations
 
+import math
 import wave
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -48,6 +49,23 @@ BOA_TEXT, EOA_TEXT = "<start_of_audio>", "<end_of_audio>"
 PULL = "run 'g3chat models pull --audio'"
 NO_WEIGHTS = "Gemma 3n's audio encoder weights are not installed"
 NO_TOKENS = f"this Gemma 3n GGUF has no {BOA_TEXT} / {EOA_TEXT} tokens in its vocabulary"
+
+
+def window_samples(config: AudioConfig) -> int:
+    """The longest clip whose soft tokens fit the layout: 30 s for Gemma 3n (188 soft tokens, one per 160
+    ms); shorter for a smaller ``soft_tokens`` (the tiny test model's 24)."""
+    from g3chat.core.audio.features import FeatureExtractor
+
+    extractor = FeatureExtractor()
+    step = config.reduction_factor * math.prod(s[0] for s in config.sscp_strides)  # frames per soft token
+    low, high = 1, extractor.max_samples
+    while low < high:  # the soft-token count grows with the length: the last length that fits
+        middle = (low + high + 1) // 2
+        if -(-extractor.n_frames(middle) // step) <= config.soft_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def windows(n_samples: int, limit: int = WINDOW_SAMPLES) -> list[tuple[int, int]]:
@@ -95,6 +113,7 @@ class Hearing:
         self.newline: tuple[int, ...] = ()
         self._encoder: Any = None
         self._rows: OrderedDict[tuple[str, tuple[int, int]], Any] = OrderedDict()
+        self.window = window_samples(self.config)
         boa = llm.tokenize(BOA_TEXT.encode(), add_bos=False, special=True)
         eoa = llm.tokenize(EOA_TEXT.encode(), add_bos=False, special=True)
         if len(boa) != 1 or len(eoa) != 1:
@@ -136,7 +155,7 @@ class Hearing:
         """The clip's prompt pieces: per window, its wrapper tokens and an :class:`AudioChunk`."""
         n_rows = self.config.soft_tokens + 1
         pieces: list[list[int] | AudioChunk] = []
-        for window in windows(self._n_samples(part)):
+        for window in windows(self._n_samples(part), self.window):
             ids = placeholder_ids(f"{self.key}|{part.sha256}|{window[0]}:{window[1]}", n_rows)
             pieces += [[*self.newline, self.boa], AudioChunk(self, part, window, ids), list(self.newline)]
         return MediaItem(tuple(pieces), None)  # type: ignore[arg-type]
