@@ -248,3 +248,22 @@ def test_weights_for_another_model_size_are_not_used(
         assert problem is not None and "another model size" in problem.reason and "width 48" in problem.reason
     finally:
         engine.close()
+
+
+def test_incomplete_weights_are_passed_over(tiny_path: Path, speech: AttachmentPart, tmp_path: Path) -> None:
+    """An mmproj whose converter left out part of the tower (see README) must not shadow good weights."""
+    partial = {k: v for k, v in random_weights(SMALL, 2).items() if "conv_0.norm" not in k}
+    path = tmp_path / "partial-audio.safetensors"
+    path.write_bytes(safetensors_bytes({f"model.{k}": v for k, v in partial.items()}))
+    engine = make_engine(tiny_path, [path, MMPROJ])
+    try:
+        assert engine.media_problem(speech) is None and engine._hearing.path == MMPROJ  # type: ignore[union-attr]
+    finally:
+        engine.close()
+    engine = make_engine(tiny_path, [path])
+    try:
+        problem = engine.media_problem(speech)
+        assert problem is not None and "cannot be used" in problem.reason and "conv_0.norm" in problem.reason
+        assert "g3chat models pull --audio" in problem.fix
+    finally:
+        engine.close()

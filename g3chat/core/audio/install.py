@@ -92,10 +92,15 @@ def text_width(path: Path) -> int | None:
     return int(shape[0]) if shape else None
 
 
-def verify_safetensors(path: Path, base: AudioConfig | None = None) -> AudioConfig:
-    """Check a fetched audio weights file from its header (see the module docstring); its configuration."""
+def check_header(path: Path, base: AudioConfig | None = None) -> AudioConfig:
+    """The configuration of a file's audio weights, checked from its header (complete, consistent shapes)."""
     from g3chat.core.audio.weights import check_shapes
 
+    return check_shapes(read_shapes(path), base, str(path))
+
+
+def verify_safetensors(path: Path, base: AudioConfig | None = None) -> AudioConfig:
+    """Check a fetched audio weights file from its header (see the module docstring); its configuration."""
     header, data_start = safetensors_header(path)
     end = 0
     for name, entry in header.items():
@@ -110,7 +115,7 @@ def verify_safetensors(path: Path, base: AudioConfig | None = None) -> AudioConf
         end = max(end, stop)
     if path.stat().st_size != data_start + end:
         raise InputError(f"{path}: {path.stat().st_size - data_start} bytes of data, the header says {end}")
-    return check_shapes(read_shapes(path), base, str(path))
+    return check_header(path, base)
 
 
 def pull_audio_weights(

@@ -124,19 +124,30 @@ class Hearing:
         self.path, self.problem = self._choose(llm.n_embd())
 
     def _choose(self, n_embd: int) -> tuple[Path | None, MediaProblem | None]:
-        from g3chat.core.audio.install import text_width
+        """The first candidate that is complete (from its header) and fits the model's width."""
+        from g3chat.core.audio.install import check_header
 
-        found = [(p, text_width(p)) for p in self.candidates if p.is_file()]
-        for path, width in found:
-            if width == n_embd:
+        unusable: list[str] = []
+        other_sizes: list[str] = []
+        for path in self.candidates:
+            if not path.is_file():
+                continue
+            try:
+                config = check_header(path, self.config)
+            except (OSError, InputError) as exc:
+                unusable.append(str(exc))
+                continue
+            if config.text_hidden_size == n_embd:
                 return path, None
-        others = [f"{p.name} (width {w})" for p, w in found if w is not None]
-        if others:
+            other_sizes.append(f"{path.name} (width {config.text_hidden_size})")
+        if other_sizes:
             reason = (
-                f"the Gemma 3n audio weights found are for another model size: {', '.join(others)}; "
+                f"the Gemma 3n audio weights found are for another model size: {', '.join(other_sizes)}; "
                 f"this model's width is {n_embd}"
             )
             return None, MediaProblem(reason, f"{PULL} VARIANT for this model's variant")
+        if unusable:
+            return None, MediaProblem(f"the Gemma 3n audio weights cannot be used: {unusable[0]}", PULL)
         return None, MediaProblem(NO_WEIGHTS, PULL)
 
     @property
