@@ -50,18 +50,19 @@ def ask_json(*args: str, env: dict[str, str]) -> tuple[int, dict, str]:
     return proc.returncode, payload, proc.stderr
 
 
-def expected_prompt_tokens(model: Path, wav: Path, tmp: Path) -> int:
-    """What the engine's plan counts for the prompt with the clip heard (Gemma 3n's 188 soft tokens)."""
+def prompt_counts(model: Path, tmp: Path, seconds: float = 1.0) -> tuple[int, int]:
+    """What the engine's plan counts for the prompt without and with a clip of ``seconds`` heard (Gemma
+    3n's 188 soft tokens per window of 30 s)."""
     engine = LlamaCppEngine(model, n_ctx=1024, n_threads=2, audio_weights=[MMPROJ], state_memory_mb=0)
     engine.load()
     try:
-        part = audio_part(MediaStore(tmp / "media"), np.zeros(16000, np.float32), wav.name)
+        part = audio_part(MediaStore(tmp / "media"), np.zeros(int(16000 * seconds), np.float32), "c.wav")
         text_only = engine.count_tokens([user(PROMPT)])
         with_clip = engine.count_tokens([user(PROMPT, [part])])
     finally:
         engine.close()
-    assert with_clip - text_only >= 189
-    return with_clip
+    assert with_clip - text_only >= 189 * (1 + int(seconds > 30))
+    return text_only, with_clip
 
 
 def test_ask_audio_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str], tmp_path: Path) -> None:
@@ -70,12 +71,27 @@ def test_ask_audio_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, s
     })  # fmt: skip
     assert rc == 0, stderr
     assert "not sent" not in stderr and payload["finish_reason"] in ("length", "stop")
-    assert payload["usage"]["prompt_tokens"] == expected_prompt_tokens(
-        files["model"], files["speech"], tmp_path
-    )
+    assert payload["usage"]["prompt_tokens"] == prompt_counts(files["model"], tmp_path)[1]
     assert payload["usage"]["prompt_eval_tokens"] == payload["usage"]["prompt_tokens"]
     [part] = payload["attachments"]
     assert part["type"] == "audio" and part["sample_rate"] == 16000
+
+
+def test_a_clip_longer_than_30_s_is_heard_in_windows_and_says_so(
+    files: dict[str, Path], env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.fixtures.audio_synth import tone_mix
+
+    wav = tmp_path / "long.wav"
+    wav.write_bytes(wav_bytes(tone_mix(31.0, seed=3)))
+    rc, payload, stderr = ask_json(
+        "--audio", str(wav), env={**env, "G3CHAT_ENGINE__AUDIO_WEIGHTS": str(MMPROJ)}
+    )
+    assert rc == 0, stderr
+    text_only, expected = prompt_counts(files["model"], tmp_path, seconds=31.0)
+    assert payload["usage"]["prompt_tokens"] == expected
+    cost = expected - text_only
+    assert "long.wav: longer than 30 s, heard in windows of 30 s" in stderr and f"{cost:,} prompt" in stderr
 
 
 def test_missing_audio_weights_is_one_line_naming_the_command(
@@ -116,9 +132,7 @@ def test_ask_mic_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str
     assert "recorded" in stderr and "not sent" not in stderr
     [part] = payload["attachments"]
     assert part["type"] == "audio" and part["duration_s"] > 1.0
-    assert payload["usage"]["prompt_tokens"] == expected_prompt_tokens(
-        files["model"], files["speech"], tmp_path
-    )
+    assert payload["usage"]["prompt_tokens"] == prompt_counts(files["model"], tmp_path)[1]
 
 
 # ------------------------------------------------------------------------------------ models pull --audio
