@@ -141,6 +141,14 @@ class EngineSettings:
             "(mmproj*.gguf)."
         ),
     )
+    audio_weights: str = field(
+        default="",
+        metadata=_doc(
+            "Gemma 3n's audio encoder weights: a safetensors file or an mmproj GGUF holding the audio tower; "
+            "empty uses the projector when it has the tower, else what 'g3chat models pull --audio' "
+            "installed."
+        ),
+    )
     swa_full: bool = field(
         default=True,
         metadata=_doc(

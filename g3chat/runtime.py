@@ -176,7 +176,22 @@ class Runtime:
             name=resolved.name,
             is_test_model=resolved.is_test_model,
             mmproj=resolved.projector,
+            audio_weights=self.audio_weights(resolved.projector),
         )
+
+    def audio_weights(self, projector: Path | None = None) -> list[Path]:
+        """Gemma 3n audio weights to try, best first: ``engine.audio_weights`` alone when set; else the
+        projector when it carries the audio tower, then what ``models pull --audio`` installed."""
+        from g3chat.core.audio.install import installed, text_width
+
+        configured = self.settings.engine.audio_weights.strip()
+        if configured:
+            path = Path(configured).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"engine.audio_weights: {configured}: no such file")
+            return [path]
+        with_tower = projector is not None and projector.is_file() and text_width(projector) is not None
+        return [*([projector] if with_tower else []), *installed(self.paths.models_dir())]
 
     def load_tools(self, *, mcp: bool | None = None, roots: list[Path] | None = None) -> ToolSet:
         """Built-in, user and (unless ``mcp`` is False or disabled in the config) MCP tools.

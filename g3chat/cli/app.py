@@ -324,9 +324,19 @@ def models_list(
 def models_pull(
     variant: str = typer.Argument("auto", help="A variant (see 'models list'), or auto for the best fit."),
     mmproj: bool = typer.Option(False, "--mmproj", help="Also download the repo's vision projector."),
+    audio: bool = typer.Option(
+        False,
+        "--audio",
+        help="Instead, fetch Gemma 3n's audio encoder weights for VARIANT's size (gated repo: set HF_TOKEN).",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Download a variant into the Hugging Face cache, verified (resumes an interrupted download)."""
+    if audio:
+        from g3chat.cli.pull_audio import pull_audio
+
+        pull_audio(variant)
+        return
     from g3chat.cli import pull
 
     pull.pull(variant, mmproj, yes)

@@ -22,6 +22,7 @@ from g3chat.core.types import AttachmentPart, GenerationParams, Message, TextDel
 from g3chat.runtime import Runtime
 
 TITLE_LENGTH = 60
+LONG_CLIP_S = 30.0  # Gemma 3n's audio window: longer clips are heard in several windows
 
 
 @dataclass
@@ -374,3 +375,10 @@ def _check_attachments(
         cost = support.token_cost(engine, history, question)
         sources = ", ".join(dict.fromkeys(p.source or "" for p in frames))
         sys.stderr.write(f"g3chat: {sources}: {len(frames)} frames, {cost:,} prompt tokens\n")
+    long_clips = [p for p in question.attachments if p.kind == "audio" and (p.duration_s or 0) > LONG_CLIP_S]
+    if long_clips:
+        cost = support.token_cost(engine, history, question)
+        names = ", ".join(p.name for p in long_clips)
+        sys.stderr.write(
+            f"g3chat: {names}: longer than 30 s, heard in windows of 30 s, {cost:,} prompt tokens\n"
+        )

@@ -156,16 +156,21 @@ def load_audio_weights(path: Path | str, base: AudioConfig | None = None) -> Aud
 
 def check_weights(tensors: Mapping[str, np.ndarray], base: AudioConfig | None, source: str) -> AudioConfig:
     """The configuration the tensors imply; InputError naming what is missing or mis-shaped."""
+    return check_shapes({k: tuple(v.shape) for k, v in tensors.items()}, base, source)
+
+
+def check_shapes(shapes: Mapping[str, tuple[int, ...]], base: AudioConfig | None, source: str) -> AudioConfig:
+    """:func:`check_weights` on the tensors' shapes alone (a file's header is enough)."""
     try:
-        config = config_from_shapes({k: v.shape for k, v in tensors.items()}, base)
+        config = config_from_shapes(shapes, base)
     except KeyError as exc:
         raise InputError(f"{source}: audio weights incomplete (no {exc.args[0]})") from None
     expected = expected_shapes(config)
-    missing = sorted(set(expected) - set(tensors))
+    missing = sorted(set(expected) - set(shapes))
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise InputError(f"{source}: audio weights incomplete (no {missing[0]}{more})")
     for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
-            raise InputError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected {shape}")
+        if tuple(shapes[name]) != shape:
+            raise InputError(f"{source}: {name} has shape {tuple(shapes[name])}, expected {shape}")
     return config

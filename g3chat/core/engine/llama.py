@@ -7,7 +7,9 @@ between prompt batches.
 
 With a projector (``mmproj``) attachments become media chunks evaluated by llama.cpp's mtmd between the
 prompt's text batches (see :mod:`g3chat.core.engine.projector`); attachments the model cannot take reach
-it as a short text note and stay in the history.
+it as a short text note and stay in the history. A Gemma 3n model hears audio attachments through
+g3chat's own audio encoder instead (mtmd skips Gemma 3n's audio tower): see
+:mod:`g3chat.core.engine.hearing`.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.engine.decoding import StopMatcher, sample_tokens
 from g3chat.core.engine.grammar import GrammarCache
+from g3chat.core.engine.hearing import AudioChunk, Hearing
 from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.native_log import native_log
-from g3chat.core.engine.projector import GEMMA3N_AUDIO, MediaChunk, MediaItem, Projector
+from g3chat.core.engine.projector import MediaChunk, MediaItem, Projector
 from g3chat.core.engine.speculative import DraftPolicy, FixedDraft, PromptLookupDrafter
 from g3chat.core.engine.state_cache import StateCache
 from g3chat.core.errors import ContextOverflowError, EngineError, MediaError, ModelFileError
@@ -46,13 +49,16 @@ from g3chat.core.types import (
     Usage,
 )
 
+if TYPE_CHECKING:
+    from g3chat.core.audio.config import AudioConfig
+
 
 @dataclass
 class PromptPlan:
     """A rendered prompt as tokens (media chunks as placeholder ids) and where its media chunks start."""
 
     tokens: list[int] = field(default_factory=list)
-    media: list[tuple[int, MediaChunk]] = field(default_factory=list)
+    media: list[tuple[int, MediaChunk | AudioChunk]] = field(default_factory=list)
     items: list[MediaItem] = field(default_factory=list)  # keeps the chunks alive until evaluated
 
     @property
@@ -89,10 +95,16 @@ class LlamaCppEngine:
         name: str | None = None,
         is_test_model: bool = False,
         mmproj: Path | str | None = None,
+        audio_weights: Sequence[Path | str] = (),
+        audio_config: AudioConfig | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.mmproj = Path(mmproj) if mmproj else None
         self._projector: Projector | None = None
+        # Gemma 3n's audio encoder weights, in order of preference (see engine/hearing.py)
+        self.audio_weights = tuple(Path(p) for p in audio_weights)
+        self.audio_config = audio_config
+        self._hearing: Hearing | None = None
         self.n_ctx_requested = n_ctx
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = n_gpu_layers
@@ -187,6 +199,9 @@ class LlamaCppEngine:
                 llm.close()
                 raise
         projector = self._projector
+        if summary.architecture == "gemma3n":
+            self._hearing = Hearing(llm, self.audio_weights, self.audio_config)
+        hears = self._hearing is not None and self._hearing.ready
         self._info = ModelInfo(
             name=self.name,
             path=str(self.model_path),
@@ -198,7 +213,7 @@ class LlamaCppEngine:
             is_test_model=self.is_test_model,
             projector=projector.path.name if projector else None,
             vision=bool(projector and projector.vision),
-            audio=bool(projector and projector.audio),
+            audio=bool(projector and projector.audio) or hears,
         )
         return self._info
 
@@ -224,6 +239,9 @@ class LlamaCppEngine:
         )
 
     def close(self) -> None:
+        if self._hearing is not None:
+            self._hearing.close()
+            self._hearing = None
         if self._projector is not None:
             self._projector.close()
             self._projector = None
@@ -263,29 +281,30 @@ class LlamaCppEngine:
                 continue
             plan.items.append(item)
             for piece in item.pieces:
-                if isinstance(piece, MediaChunk):
+                if isinstance(piece, list):
+                    plan.tokens.extend(piece)
+                else:
                     plan.media.append((len(plan.tokens), piece))
                     plan.tokens.extend(piece.placeholders)
-                else:
-                    plan.tokens.extend(piece)
         return plan
 
     def _media_item(self, part: AttachmentPart) -> MediaItem | None:
-        if self._projector is None or self.media_problem(part) is not None:
+        hearing = self._hearing if part.kind == "audio" else None
+        if (self._projector is None and hearing is None) or self.media_problem(part) is not None:
             return None
         try:
-            return self._projector.tokenize(part)
+            return hearing.item(part) if hearing is not None else self._projector.tokenize(part)  # type: ignore[union-attr]
         except MediaError:
             return None  # e.g. the stored file was deleted: the model gets the note instead
 
     def media_problem(self, part: AttachmentPart) -> MediaProblem | None:
+        if part.kind == "audio" and self._hearing is not None:
+            return self._hearing.problem
         if self._projector is not None:
             reason = self._projector.cannot_take(part)
             return MediaProblem(reason) if reason else None
         if part.kind == "image":
             return MediaProblem(NO_VISION, MMPROJ_FIX.format(kind="image"))
-        if self._info is not None and (self._info.architecture or "").startswith("gemma3n"):
-            return MediaProblem(GEMMA3N_AUDIO)
         return MediaProblem(NO_AUDIO, MMPROJ_FIX.format(kind="audio"))
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
@@ -356,10 +375,13 @@ class LlamaCppEngine:
                 break
             if cancel is not None and cancel.is_set():
                 return
-            assert self._projector is not None
-            self._kv.append_placeholders(
-                chunk.placeholders, self._projector.evaluate(llm, chunk, self.n_batch)
-            )
+            if isinstance(chunk, AudioChunk):
+                chunk.evaluate(llm)  # records its placeholder ids itself
+            else:
+                assert self._projector is not None
+                self._kv.append_placeholders(
+                    chunk.placeholders, self._projector.evaluate(llm, chunk, self.n_batch)
+                )
             self._evaluated += chunk.n_tokens
             position = start + chunk.n_tokens
             yield PromptProgress(self._evaluated, total)
