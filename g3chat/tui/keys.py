@@ -33,6 +33,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("rename_chat", "f2", "Rename", "Rename this conversation"),
     Action("delete_chat", "f8", "Delete", "Delete this conversation (asks first)"),
     Action("chat_settings", "ctrl+o", "Chat settings", "System prompt and sampling for this conversation"),
+    Action("toggle_tools", "f9", "Tools on/off", "Let the model call tools in this conversation, or not"),
     Action("change_theme", "ctrl+t", "Theme", "Pick a theme (the choice is saved)"),
 )
 

@@ -18,6 +18,7 @@ from g3chat.core.chat import title_for
 from g3chat.core.store import StoredMessage
 from g3chat.tui import keys
 from g3chat.tui.screens.chat_actions import ChatActions
+from g3chat.tui.screens.tool_views import ToolViews
 from g3chat.tui.widgets.chat_header import ChatHeader
 from g3chat.tui.widgets.chat_view import ChatView
 from g3chat.tui.widgets.conversation_list import ConversationList
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from g3chat.tui.messages import AnswerFinished
 
 
-class ChatScreen(ChatActions, Screen[None]):
+class ChatScreen(ChatActions, ToolViews, Screen[None]):
     BINDINGS = keys.bindings()
     AUTO_FOCUS = "PromptInput"
 
@@ -107,7 +108,7 @@ class ChatScreen(ChatActions, Screen[None]):
         if conversation_id is not None:
             path = self.g3.store.messages(conversation_id)
             positions = self.g3.store.branch_positions(conversation_id)
-            views = [self.view_for(m, positions.get(m.id)) for m in path]
+            views = self.history_views(path, positions)
             for m in reversed(path):
                 if m.role == "assistant" and m.prompt_tokens is not None:
                     self.used_tokens = m.prompt_tokens + (m.completion_tokens or 0)
@@ -116,7 +117,7 @@ class ChatScreen(ChatActions, Screen[None]):
         if job is not None and job.view is not None:
             await job.view.stop_stream()  # the chat is about to be replaced
             job.view = None
-        if job is not None and job.conversation_id == conversation_id:
+        if job is not None and job.conversation_id == conversation_id and not job.done:
             job.view = self._streaming_view(job)
             views.append(job.view)
         elif conversation_id is not None and conversation_id in self.g3.queue:
@@ -193,10 +194,17 @@ class ChatScreen(ChatActions, Screen[None]):
 
     async def answer_grew(self, job: GenerationJob, text: str) -> None:
         view = job.view
-        if view is not None and view.is_attached and job.conversation_id == self.conversation_id:
+        if job.conversation_id != self.conversation_id:
+            return
+        if view is None:  # the text after tool calls: a new message
+            job.view = self._streaming_view(job)
+            await self.chat.add(job.view)
+        elif view.is_attached:
             await view.write(text)
 
     async def answer_finished(self, event: AnswerFinished) -> None:
+        if await self.tools_finished(event):
+            return
         job = event.job
         saved = event.saved
         self.refresh_sidebar()

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 if TYPE_CHECKING:
+    from textual.widget import Widget
     from textual.widgets import Markdown
     from textual.widgets.markdown import MarkdownStream
 
@@ -67,6 +68,7 @@ class MessageView(Vertical, can_focus=True):
         self.branch = branch
         self.error = error
         self.pending = pending  # e.g. "waiting for the model", "thinking", shown until text arrives
+        self.blocks: list[Widget] = []  # shown under the text: the tool calls this answer made
         self._stream: MarkdownStream | None = None
         self.set_class(status in ("partial", "error"), f"-{status}")
 
@@ -75,6 +77,7 @@ class MessageView(Vertical, can_focus=True):
 
         yield Static(self._meta_text(), classes="meta", markup=False)
         yield Markdown(self.text)
+        yield from self.blocks
         if self.error:
             yield Static(self.error, classes="error-line", markup=False)
 
