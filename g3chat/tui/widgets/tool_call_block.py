@@ -9,7 +9,7 @@ from typing import Any
 from textual.content import Content
 from textual.widgets import Collapsible, Static
 
-ARGS_WIDTH = 60  # characters of arguments on the collapsed line
+ARGS_WIDTH = 50  # characters of arguments on the collapsed line
 STATUS_STYLES = {
     "ok": "$text-success",
     "error": "$text-error",
@@ -37,7 +37,7 @@ class ToolCallBlock(Collapsible):
     }
     ToolCallBlock > Contents { padding: 0 1 0 3; }
     ToolCallBlock .label { color: $text-muted; text-style: bold; }
-    ToolCallBlock .arguments, ToolCallBlock .result { margin-bottom: 1; }
+    ToolCallBlock .arguments { margin-bottom: 1; }
     """
 
     def __init__(
@@ -71,9 +71,9 @@ class ToolCallBlock(Collapsible):
         return Content.assemble(
             "⚙ ",
             (self.tool, "bold"),
-            *((" ", (args, "$text-muted")) if args else ()),
             " · ",
             (self.status, STATUS_STYLES.get(self.status, "")),
+            *((" · ", (args, "$text-muted")) if args else ()),
         )
 
     def _result_text(self) -> str:
