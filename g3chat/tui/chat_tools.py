@@ -18,14 +18,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from g3chat.core.tools.approval import ApprovalPolicy, ApprovalRequest, Decision
 from g3chat.core.types import Message, user
 from g3chat.tui import messages as msg
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the tools' modules load with the tools, not with the app
     from g3chat.config import Settings
     from g3chat.core.engine.base import Engine
     from g3chat.core.store import Conversation, Store
+    from g3chat.core.tools.approval import ApprovalPolicy, ApprovalRequest
     from g3chat.core.tools.loop import ToolLoop
     from g3chat.core.tools.model import Tool
     from g3chat.core.tools.setup import ToolSet
@@ -37,14 +37,17 @@ MAX_CONTEXT_SHARE = 4  # tools are left out when their descriptions need more th
 POLL_S = 0.1
 
 
+DENY = "deny"  # the values of g3chat.core.tools.approval.Decision: once, always, deny
+
+
 class ApprovalReply:
     """The UI's answer to one approval request, handed from the UI thread to the engine thread."""
 
     def __init__(self) -> None:
         self._done = threading.Event()
-        self.decision = Decision.DENY
+        self.decision = DENY
 
-    def answer(self, decision: Decision) -> None:
+    def answer(self, decision: str) -> None:
         if not self._done.is_set():
             self.decision = decision
             self._done.set()
@@ -53,11 +56,11 @@ class ApprovalReply:
     def answered(self) -> bool:
         return self._done.is_set()
 
-    def wait(self, cancel: threading.Event) -> Decision:
+    def wait(self, cancel: threading.Event) -> str:
         """Block until answered; a cancelled answer is a denial."""
         while not self._done.wait(POLL_S):
             if cancel.is_set():
-                return Decision.DENY
+                return DENY
         return self.decision
 
 
@@ -68,9 +71,9 @@ class UIApprover:
         self.job = job
         self.post = post
 
-    def __call__(self, request: ApprovalRequest) -> Decision:
+    def __call__(self, request: ApprovalRequest) -> str:
         if self.job.cancel.is_set():
-            return Decision.DENY
+            return DENY
         reply = ApprovalReply()
         self.post(msg.ApprovalNeeded(self.job, request, reply))
         return reply.wait(self.job.cancel)
@@ -112,6 +115,8 @@ class ChatTools:
         return self.default_on if own is None else bool(own)
 
     def policy(self, conversation_id: int) -> ApprovalPolicy:
+        from g3chat.core.tools.approval import ApprovalPolicy
+
         return self._policies.setdefault(conversation_id, ApprovalPolicy())
 
     def load(self) -> tuple[list[Tool], list[str]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from g3chat.core.tools.approval import Decision
 from g3chat.tui import messages as msg
+from g3chat.tui.chat_tools import DENY
 
 if TYPE_CHECKING:
     from g3chat.tui.app import G3ChatApp
@@ -36,7 +36,7 @@ class ToolEvents(_Base):
 
         job, reply = event.job, event.reply
         if job is not self.job or job.cancel.is_set() or not self.ui_alive():
-            reply.answer(Decision.DENY)
+            reply.answer(DENY)
             return
         screen = ApprovalScreen(event.request)
         job.approval = screen
@@ -47,7 +47,7 @@ class ToolEvents(_Base):
             job.approval = None
             if answer == "stop":
                 job.cancel.set()  # before the reply: the loop sees the answer stopped
-            reply.answer(Decision(answer) if answer in ("once", "always") else Decision.DENY)
+            reply.answer(answer if answer in ("once", "always") else DENY)
             self.show_model_state()
 
         self.push_screen(screen, answered)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from textual.widgets import Static
+from textual.widgets._collapsible import CollapsibleTitle
 
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.prompt import normalize
@@ -20,6 +21,7 @@ from g3chat.runtime import Runtime
 from g3chat.tui.screens.approval_screen import ApprovalScreen
 from g3chat.tui.screens.chat_screen import ChatScreen
 from g3chat.tui.screens.chat_settings_screen import ChatSettingsScreen
+from g3chat.tui.screens.edit_message_screen import EditMessageScreen
 from g3chat.tui.widgets.tool_call_block import ToolCallBlock
 from tests.tui.conftest import SIZE, TOOLS_SECTION, sent, wait_until
 from tests.tui.test_flows import idle, send, views
@@ -231,6 +233,10 @@ async def test_reopening_the_chat_shows_the_blocks(
         assert "notes.txt" in shown[0].result and "missing.txt" in shown[1].result
         assert "could not be read" in shown[2].result
         assert [v.role for v in views(again)] == ["user", "assistant", "assistant", "assistant"]
+        shown[1].query_one(CollapsibleTitle).focus()  # the keyboard opens a block too
+        await pilot.press("enter")
+        assert not shown[1].collapsed and shown[0].collapsed
+        assert not isinstance(again.screen, EditMessageScreen)  # Enter on a block is not "edit the message"
 
 
 async def test_f9_turns_tools_off_for_one_chat_and_it_sticks(
