@@ -38,7 +38,9 @@ class ToolEvents(_Base):
         if job is not self.job or job.cancel.is_set() or not self.ui_alive():
             reply.answer(DENY)
             return
-        screen = ApprovalScreen(event.request)
+        elsewhere = job.conversation_id != self.chat_screen.conversation_id  # say which chat asks
+        title = self.store.get_conversation(job.conversation_id).title if elsewhere else None
+        screen = ApprovalScreen(event.request, chat=title or ("another chat" if elsewhere else None))
         job.approval = screen
         self.chat_screen.tool_waiting(job)
         self.chat_screen.header.set_status(f"{event.request.tool} waits for your approval", "busy")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Static
+from textual.widgets import Button, Static
 from textual.widgets._collapsible import CollapsibleTitle
 
 from g3chat.core.engine.fake import FakeEngine
@@ -24,7 +24,7 @@ from g3chat.tui.screens.chat_settings_screen import ChatSettingsScreen
 from g3chat.tui.screens.edit_message_screen import EditMessageScreen
 from g3chat.tui.widgets.tool_call_block import ToolCallBlock
 from tests.tui.conftest import SIZE, TOOLS_SECTION, sent, wait_until
-from tests.tui.test_flows import idle, send, views
+from tests.tui.test_flows import GatedEngine, idle, send, views
 
 pytestmark = pytest.mark.asyncio
 
@@ -71,9 +71,14 @@ async def ask(pilot, app, text: str) -> None:
     await send(pilot, app, text)
 
 
+async def dialog(pilot, app) -> ApprovalScreen:
+    """The approval dialog, once it is on screen and composed."""
+    await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen) and bool(app.screen.query(Button)))
+    return app.screen
+
+
 async def answer_approval(pilot, app, key: str) -> ApprovalScreen:
-    await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
-    screen = app.screen
+    screen = await dialog(pilot, app)
     await pilot.press(key)
     await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
     return screen
@@ -122,8 +127,7 @@ async def test_write_needs_approval_and_approving_once_writes(
     app = tool_app()
     async with app.run_test(size=SIZE) as pilot:
         await ask(pilot, app, "write hello to new.txt")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
-        screen = app.screen
+        screen = await dialog(pilot, app)
         assert screen.request.tool == "write_file"
         preview = str(screen.query_one(".preview", Static).render())
         assert "+++ b/new.txt" in preview and "+hello" in preview
@@ -284,3 +288,26 @@ async def test_ui_tools_false_and_a_small_window_leave_tools_out(
         await ask(pilot, app, "hi again")
         await wait_until(pilot, lambda: idle(app) and len(store.messages(2)) == 2)
         assert not any(TOOLS_SECTION in m.text for m in off.calls[-1])
+
+
+async def test_a_chat_in_the_background_asks_by_name(tool_app, store: Store, work: Path) -> None:
+    gated = GatedEngine()  # loads when the test says so: the message waits, queued
+    gated.enqueue(["Writing", " it", " now.", call("write_file", path="bg.txt", content="B")], "Written.")
+    app = tool_app(engine=gated)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "write bg.txt")
+        await pilot.press("ctrl+n")  # on to a new chat before the first one is answered
+        gated.gate.set()
+        screen = await dialog(pilot, app)
+        assert "“write bg.txt”" in str(screen.query_one(".title", Static).render())
+        assert app.chat_screen.conversation_id is None and not blocks(app)
+        # The first chat, opened now, shows the call as still running (its result is not saved yet).
+        await app.chat_screen.open_conversation(1)
+        assert [v.text for v in views(app)] == ["write bg.txt", "Writing it now.", ""]  # "" is the next step
+        (waiting,) = blocks(app)
+        assert waiting.status == "running" and waiting.result is None
+        await pilot.press("y")
+        await wait_until(pilot, lambda: idle(app) and len(store.messages(1)) == 4)
+        await pilot.pause()
+        assert (work / "bg.txt").read_text() == "B"
+        assert [b.status for b in blocks(app)] == ["ok"]

@@ -68,15 +68,18 @@ class ApprovalScreen(ModalScreen[str]):
         Binding("escape", "answer('stop')", "Deny and stop"),
     ]
 
-    def __init__(self, request: ApprovalRequest) -> None:
+    def __init__(self, request: ApprovalRequest, chat: str | None = None) -> None:
         super().__init__()
         self.request = request
+        self.chat = chat  # the conversation asking, when it is not the one on screen
 
     def compose(self) -> ComposeResult:
         request = self.request
         with Vertical():
+            asking = (" in “", (self.chat, "bold"), "”") if self.chat else ()
             yield Static(
-                Content.assemble("Allow ", (request.tool, "bold $text-warning"), " to run?"), classes="title"
+                Content.assemble("Allow ", (request.tool, "bold $text-warning"), *asking, " to run?"),
+                classes="title",
             )
             source = SOURCES.get(request.source, "a built-in tool")
             where = f" ({request.origin})" if request.origin else ""

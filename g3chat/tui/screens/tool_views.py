@@ -35,7 +35,9 @@ def result_block(result: ToolResultPart) -> ToolCallBlock:
     return ToolCallBlock(result.call_id, result.name, {}, result=result.content, status=result.status)
 
 
-def call_block(call: ToolCallPart, result: ToolResultPart | None) -> ToolCallBlock:
+def call_block(call: ToolCallPart, result: ToolResultPart | None, running: bool = False) -> ToolCallBlock:
+    if result is None and running:  # the answer is being generated: its result is on the way
+        return ToolCallBlock(call.id, call.name, call.arguments)
     if result is None:  # the answer was stopped before this call ran
         return ToolCallBlock(call.id, call.name, call.arguments, result="not run", status="error")
     return ToolCallBlock(call.id, call.name, call.arguments, result=result.content, status=result.status)
@@ -48,6 +50,7 @@ class ToolViews(_Base):
         """The views of a branch: tool calls as blocks in the answers that made them."""
         results = {p.call_id: p for m in path if is_tool_results(m) for p in m.parts}  # type: ignore[union-attr]
         calls = {p.id for m in path for p in m.parts if isinstance(p, ToolCallPart)}
+        running = bool(path) and self.g3.is_generating(path[0].conversation_id)
         views: list[MessageView] = []
         for message in path:
             if is_tool_results(message):
@@ -58,7 +61,9 @@ class ToolViews(_Base):
                 continue
             view = self.view_for(message, positions.get(message.id))
             view.blocks.extend(
-                call_block(p, results.get(p.id)) for p in message.parts if isinstance(p, ToolCallPart)
+                call_block(p, results.get(p.id), running)
+                for p in message.parts
+                if isinstance(p, ToolCallPart)
             )
             views.append(view)
         return views
@@ -70,14 +75,15 @@ class ToolViews(_Base):
 
     async def tool_call_began(self, job: GenerationJob, call: ToolCallPart) -> None:
         """Close the answer's text so far and show the call under it; later text starts a new message."""
+        streaming = job.view if job.view is not None and job.view.is_attached else None
+        job.view, job.text = None, ""  # the text so far is saved with the call; what follows is a new message
         if job.conversation_id != self.conversation_id:
             return
-        view = job.view if job.view is not None and job.view.is_attached else job.tool_view
+        view = streaming or job.tool_view
         if view is None or not view.is_attached:
             return
-        if view is job.view:
+        if view is streaming:
             await view.end_stream(view.text)
-            job.view, job.text = None, ""
         job.tool_view = view
         await view.mount(ToolCallBlock(call.id, call.name, call.arguments))
         self.chat.scroll_end(animate=False)
