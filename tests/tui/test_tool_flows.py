@@ -249,6 +249,8 @@ async def test_f9_turns_tools_off_for_one_chat_and_it_sticks(
     app = tool_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_state == "ready")
+        titles = [c.title for c in app.get_system_commands(app.chat_screen)]
+        assert any(t.startswith("Tools on/off (") for t in titles)  # in the command palette too
         await pilot.press("f9")  # on a new chat: the chat is made, tools off
         assert store.get_conversation(1).params == {"tools": False}
         fake.enqueue(call("run_shell", command="touch made.txt"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import Button
 
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.store import Store
@@ -58,7 +59,8 @@ def test_approval_dialog_over_tool_blocks(
         app.chat_screen.prompt.cursor_blink = False
         app.chat_screen.prompt.text = "Mark it done."
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        asking = lambda: isinstance(app.screen, ApprovalScreen) and bool(app.screen.query(Button))  # noqa: E731
+        await wait_until(pilot, asking)
         await pilot.pause()
         await pilot.pause()
 

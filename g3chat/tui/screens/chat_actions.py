@@ -128,10 +128,11 @@ class ChatActions(_Base):
         conversation = store.get_conversation(self.conversation_id)
         on = not tools.enabled(conversation)
         store.update_conversation(conversation.id, params={**conversation.params, PARAM_KEY: on})
+        then = " from the next answer" if self.g3.is_generating(conversation.id) else ""
         if on:
-            self.notify("Tools on for this chat: reading runs at once; changes wait for your approval.")
+            self.notify(f"Tools on for this chat{then}: reading runs at once; changes wait for your yes.")
         else:
-            self.notify("Tools off for this chat.")
+            self.notify(f"Tools off for this chat{then}.")
 
     def action_change_theme(self) -> None:
         self.app.action_change_theme()
