@@ -42,6 +42,14 @@ INPUT_ACTIONS: tuple[Action, ...] = (
     Action("newline", "ctrl+j,shift+enter", "Newline", "Insert a line break in the message (Enter sends)"),
 )
 
+# Keys of the tool approval dialog, fixed (y/a/n as `g3chat ask` asks on a terminal): key, answer, title.
+APPROVAL_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("y", "once", "Approve once"),
+    ("a", "always", "Always for this chat"),
+    ("n", "deny", "Deny (the model is told)"),
+    ("escape", "stop", "Deny and stop the answer"),
+)
+
 ACTION_NAMES = frozenset(a.name for a in (*ACTIONS, *INPUT_ACTIONS)) | {"quit", "command_palette"}
 
 

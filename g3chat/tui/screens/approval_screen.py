@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from g3chat.core.tools.approval import ApprovalRequest
+from g3chat.tui.keys import APPROVAL_KEYS
 
 HINT = "y approve once · a always for this chat · n deny (the model is told) · Esc deny and stop the answer"
 SOURCES = {"user": "a tool of yours", "mcp": "an MCP server's tool"}
@@ -62,10 +63,7 @@ class ApprovalScreen(ModalScreen[str]):
     ApprovalScreen Button { margin-left: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer('once')", "Approve once"),
-        Binding("a", "answer('always')", "Always for this chat"),
-        Binding("n", "answer('deny')", "Deny"),
-        Binding("escape", "answer('stop')", "Deny and stop"),
+        Binding(key, f"answer('{answer}')", title) for key, answer, title in APPROVAL_KEYS
     ]
 
     def __init__(self, request: ApprovalRequest, chat: str | None = None) -> None:
