@@ -250,6 +250,7 @@ def decode(
         "G3CHAT_ENGINE__N_CTX": str(n_ctx),
         "G3CHAT_GENERATION__MAX_TOKENS": str(tokens),
         "G3CHAT_GENERATION__SEED": str(SEED),
+        "G3CHAT_UI__TOOLS": "false",  # the baselines' prompt: no tools' description, no call grammar
         "PYTHONPATH": str(REPO),
         "TERM": "xterm-256color",
     }

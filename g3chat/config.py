@@ -201,6 +201,13 @@ class UISettings:
         default="g3-dark", metadata=_doc("Theme name (built-in or from the user themes folder).")
     )
     markdown: bool = field(default=True, metadata=_doc("Render answers as Markdown on a terminal."))
+    tools: bool = field(
+        default=True,
+        metadata=_doc(
+            "Let the model call tools in the chat UI (reading at once, changes after your approval); "
+            "F9 turns them on or off per conversation."
+        ),
+    )
 
 
 @dataclass

@@ -234,8 +234,10 @@ class Runtime:
         engine: Engine | None = None,
         engine_factory: EngineFactory | None = None,
         conversation_id: int | None = None,
+        tools_factory: Callable[[], ToolSet] | None = None,
     ) -> G3ChatApp:
-        """The chat UI over this runtime's settings and paths (imports Textual only now)."""
+        """The chat UI over this runtime's settings and paths (imports Textual only now). Its tools are
+        :meth:`load_tools`'s unless ``tools_factory`` says otherwise; they load when first needed."""
         from g3chat.tui.app import G3ChatApp
 
         return G3ChatApp(
@@ -245,4 +247,5 @@ class Runtime:
             engine=engine,
             engine_factory=engine_factory,
             conversation_id=conversation_id,
+            tools_factory=tools_factory or self.load_tools,
         )

@@ -32,9 +32,11 @@ from g3chat.resources import themes_dir
 from g3chat.runtime import EngineFactory
 from g3chat.tui import keys
 from g3chat.tui import messages as msg
+from g3chat.tui.chat_tools import ChatTools, ToolsFactory
 from g3chat.tui.generation import GenerationJob, load_engine, run_generation
 from g3chat.tui.screens.chat_screen import ChatScreen
 from g3chat.tui.themes import DEFAULT_THEME, load_themes
+from g3chat.tui.tool_events import ToolEvents
 
 FRAME_RATE = 15  # most chat updates per second while an answer streams
 UI_CPU_FACTOR = 30  # the next frame waits at least this many times the UI's CPU time since the last
@@ -46,7 +48,7 @@ TEST_MODEL_NOTICE = (
 )
 
 
-class G3ChatApp(App[None]):
+class G3ChatApp(ToolEvents, App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere find it too
     TITLE = "g3chat"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -63,6 +65,7 @@ class G3ChatApp(App[None]):
         engine: Engine | None = None,
         engine_factory: EngineFactory | None = None,
         conversation_id: int | None = None,
+        tools_factory: ToolsFactory | None = None,
     ) -> None:
         if engine is None and engine_factory is None:
             raise ValueError("G3ChatApp needs an engine or an engine factory")
@@ -84,6 +87,7 @@ class G3ChatApp(App[None]):
         self._saved_theme = settings.ui.theme
         self._chat_screen: ChatScreen | None = None
         self._switch_interval: float | None = None
+        self.tools = ChatTools.from_settings(settings, tools_factory)  # loaded when an answer needs them
 
     # ------------------------------------------------------------------------------------- set-up
 
@@ -261,6 +265,7 @@ class G3ChatApp(App[None]):
             conversation = self.store.get_conversation(conversation_id)
             params = with_overrides(self.settings.generation.params(), conversation.params)
             job = GenerationJob(conversation_id, params, self.model_label)
+            job.tools = self.tools if self.tools.enabled(conversation) else None
             self.job = job
             self.engine_idle.clear()
             self.show_model_state()
@@ -366,6 +371,7 @@ class G3ChatApp(App[None]):
         self.cancel_generation()
         self.engine_idle.wait(timeout)
         self._fast_gil_handoff(False)
+        self.tools.close()
         if self._owns_engine and self.engine is not None:
             self.engine.close()
             self.engine = None

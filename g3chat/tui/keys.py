@@ -33,6 +33,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("rename_chat", "f2", "Rename", "Rename this conversation"),
     Action("delete_chat", "f8", "Delete", "Delete this conversation (asks first)"),
     Action("chat_settings", "ctrl+o", "Chat settings", "System prompt and sampling for this conversation"),
+    Action("toggle_tools", "f9", "Tools on/off", "Let the model call tools in this conversation, or not"),
     Action("change_theme", "ctrl+t", "Theme", "Pick a theme (the choice is saved)"),
     Action("attach_file", "ctrl+l", "Attach", "Attach an image, audio or video file to the next message"),
     Action("record", "ctrl+s", "Record", "Record from the microphone (again to stop); the clip is attached"),
@@ -41,6 +42,14 @@ ACTIONS: tuple[Action, ...] = (
 # Keys of the message input; rebindable with the same [keys] table.
 INPUT_ACTIONS: tuple[Action, ...] = (
     Action("newline", "ctrl+j,shift+enter", "Newline", "Insert a line break in the message (Enter sends)"),
+)
+
+# Keys of the tool approval dialog, fixed (y/a/n as `g3chat ask` asks on a terminal): key, answer, title.
+APPROVAL_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("y", "once", "Approve once"),
+    ("a", "always", "Always for this chat"),
+    ("n", "deny", "Deny (the model is told)"),
+    ("escape", "stop", "Deny and stop the answer"),
 )
 
 ACTION_NAMES = frozenset(a.name for a in (*ACTIONS, *INPUT_ACTIONS)) | {"quit", "command_palette"}

@@ -11,9 +11,16 @@ import pytest
 
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.store import Store
+from g3chat.core.types import Message
 from g3chat.runtime import Runtime
 
 SIZE = (100, 30)
+TOOLS_SECTION = "You have access to tools."
+
+
+def sent(engine: FakeEngine) -> list[Message]:
+    """What the engine was last asked, without the tools' description (tools are on by default)."""
+    return [m for m in engine.calls[-1] if not (m.role == "system" and TOOLS_SECTION in m.text)]
 
 
 async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: float = 15.0) -> None:

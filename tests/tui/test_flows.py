@@ -14,7 +14,7 @@ from g3chat.core.store import Store
 from g3chat.tui.screens.confirm_screen import ConfirmScreen
 from g3chat.tui.screens.edit_message_screen import EditMessageScreen
 from g3chat.tui.widgets.message_view import MessageView
-from tests.tui.conftest import SIZE, wait_until
+from tests.tui.conftest import SIZE, sent, wait_until
 
 pytestmark = pytest.mark.asyncio
 
@@ -189,7 +189,7 @@ async def test_edit_an_earlier_message_branches_and_keeps_the_old_one(
         await wait_until(pilot, lambda: idle(app) and len(store.all_messages(1)) == 6)
         await pilot.pause()
         assert [m.text for m in store.messages(1)] == ["q1 edited", "a1 edited"]
-        assert [m.text for m in fake.calls[-1]] == ["q1 edited"]  # re-run from the edit, q2 not sent
+        assert [m.text for m in sent(fake)] == ["q1 edited"]  # re-run from the edit, q2 not sent
         assert views(app)[0].branch == (2, 2)
         views(app)[0].focus()
         await pilot.press("left")  # on a selected message, ←/→ flip its branches
@@ -222,7 +222,7 @@ async def test_switch_conversations_from_the_sidebar(make_app, fake: FakeEngine,
         assert app.chat_screen.conversation_id == a.id
         assert [v.text for v in views(app)] == ["cats?", "Cats purr."]
         await send_and_wait(pilot, app, "and kittens?")
-        assert [m.text for m in fake.calls[-1]] == ["cats?", "Cats purr.", "and kittens?"]
+        assert [m.text for m in sent(fake)] == ["cats?", "Cats purr.", "and kittens?"]
         assert [m.text for m in store.messages(a.id)][-1] == "Indeed they do."
         assert len(store.messages(b.id)) == 2
 
@@ -277,7 +277,7 @@ async def test_rename_and_delete_with_confirmation(make_app, store: Store) -> No
 
 
 async def test_switching_chats_while_answering(make_app, store: Store) -> None:
-    words = " ".join(f"w{i}" for i in range(60))
+    words = " ".join(f"w{i}" for i in range(250))  # ~5 s: still streaming while the test switches (busy CI)
     slow = FakeEngine(delay=0.02).enqueue(words, "second chat answer")
     other = store.create_conversation("Other chat")
     store.add_message(other.id, "user", "old question")

@@ -11,7 +11,7 @@ from g3chat.core.store import Store
 from g3chat.runtime import Runtime
 from g3chat.tui import keys
 from g3chat.tui.screens.chat_settings_screen import ChatSettingsScreen
-from tests.tui.conftest import SIZE, wait_until
+from tests.tui.conftest import SIZE, sent, wait_until
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -124,7 +124,7 @@ async def test_chat_settings_apply_to_the_next_answer(make_app, fake: FakeEngine
         app.chat_screen.prompt.focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.job is None and len(store.messages(conversation.id)) == 2)
-        assert [(m.role, m.text) for m in fake.calls[-1]] == [
+        assert [(m.role, m.text) for m in sent(fake)] == [
             ("system", "Answer like a pirate."),
             ("user", "ahoy"),
         ]

@@ -101,8 +101,10 @@ class ChatActions(_Base):
                 return
             if self.conversation_id is None:
                 self.conversation_id = store.create_conversation(system_prompt=result.system_prompt).id
+            own = store.get_conversation(self.conversation_id).params
+            kept = {"tools": own["tools"]} if "tools" in own else {}  # the F9 toggle is no sampling setting
             store.update_conversation(
-                self.conversation_id, system_prompt=result.system_prompt, params=result.params
+                self.conversation_id, system_prompt=result.system_prompt, params={**kept, **result.params}
             )
             self.refresh_sidebar()
             self.notify("Chat settings saved; they apply from the next answer.")
@@ -111,6 +113,27 @@ class ChatActions(_Base):
         self.app.push_screen(
             ChatSettingsScreen(system_prompt, current.params if current else {}, defaults), done
         )
+
+    def action_toggle_tools(self) -> None:
+        from g3chat.tui.chat_tools import PARAM_KEY
+
+        tools = self.g3.tools
+        if not tools.available:
+            self.notify("Tools are not available in this window.")
+            return
+        store = self.g3.store
+        if self.conversation_id is None:
+            system_prompt = self.g3.settings.generation.system_prompt
+            self.conversation_id = store.create_conversation(system_prompt=system_prompt).id
+            self.refresh_sidebar()
+        conversation = store.get_conversation(self.conversation_id)
+        on = not tools.enabled(conversation)
+        store.update_conversation(conversation.id, params={**conversation.params, PARAM_KEY: on})
+        then = " from the next answer" if self.g3.is_generating(conversation.id) else ""
+        if on:
+            self.notify(f"Tools on for this chat{then}: reading runs at once; changes wait for your yes.")
+        else:
+            self.notify(f"Tools off for this chat{then}.")
 
     def action_change_theme(self) -> None:
         self.app.action_change_theme()

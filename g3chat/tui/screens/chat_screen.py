@@ -20,6 +20,7 @@ from g3chat.core.types import AttachmentPart, user
 from g3chat.tui import keys
 from g3chat.tui.screens.attach_actions import AttachActions, attachments_title
 from g3chat.tui.screens.chat_actions import ChatActions
+from g3chat.tui.screens.tool_views import ToolViews
 from g3chat.tui.widgets.attachment_tray import AttachmentTray
 from g3chat.tui.widgets.chat_header import ChatHeader
 from g3chat.tui.widgets.chat_view import ChatView
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from g3chat.tui.messages import AnswerFinished
 
 
-class ChatScreen(ChatActions, AttachActions, Screen[None]):
+class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
     BINDINGS = keys.bindings()
     AUTO_FOCUS = "PromptInput"
 
@@ -112,7 +113,7 @@ class ChatScreen(ChatActions, AttachActions, Screen[None]):
         if conversation_id is not None:
             path = self.g3.store.messages(conversation_id)
             positions = self.g3.store.branch_positions(conversation_id)
-            views = [self.view_for(m, positions.get(m.id)) for m in path]
+            views = self.history_views(path, positions)
             for m in reversed(path):
                 if m.role == "assistant" and m.prompt_tokens is not None:
                     self.used_tokens = m.prompt_tokens + (m.completion_tokens or 0)
@@ -121,7 +122,7 @@ class ChatScreen(ChatActions, AttachActions, Screen[None]):
         if job is not None and job.view is not None:
             await job.view.stop_stream()  # the chat is about to be replaced
             job.view = None
-        if job is not None and job.conversation_id == conversation_id:
+        if job is not None and job.conversation_id == conversation_id and not job.done:
             job.view = self._streaming_view(job)
             views.append(job.view)
         elif conversation_id is not None and conversation_id in self.g3.queue:
@@ -210,10 +211,17 @@ class ChatScreen(ChatActions, AttachActions, Screen[None]):
 
     async def answer_grew(self, job: GenerationJob, text: str) -> None:
         view = job.view
-        if view is not None and view.is_attached and job.conversation_id == self.conversation_id:
+        if job.conversation_id != self.conversation_id:
+            return
+        if view is None:  # the text after tool calls: a new message
+            job.view = self._streaming_view(job)
+            await self.chat.add(job.view)
+        elif view.is_attached:
             await view.write(text)
 
     async def answer_finished(self, event: AnswerFinished) -> None:
+        if await self.tools_finished(event):
+            return
         job = event.job
         saved = event.saved
         self.refresh_sidebar()

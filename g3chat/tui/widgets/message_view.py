@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 if TYPE_CHECKING:
+    from textual.widget import Widget
     from textual.widgets import Markdown
     from textual.widgets.markdown import MarkdownStream
 
@@ -72,6 +73,7 @@ class MessageView(Vertical, can_focus=True):
         self.error = error
         self.pending = pending  # e.g. "waiting for the model", "thinking", shown until text arrives
         self.attachments = list(attachments)
+        self.blocks: list[Widget] = []  # shown under the text: the tool calls this answer made
         self._stream: MarkdownStream | None = None
         self.set_class(status in ("partial", "error"), f"-{status}")
 
@@ -84,6 +86,7 @@ class MessageView(Vertical, can_focus=True):
 
             yield SentAttachments(self.attachments)
         yield Markdown(self.text)
+        yield from self.blocks
         if self.error:
             yield Static(self.error, classes="error-line", markup=False)
 
