@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 from textual.app import App, ComposeResult
 
 from g3chat.core.errors import MicrophoneError
 from g3chat.core.media.audio import attach_audio
 from g3chat.core.media.images import attach_image
-from g3chat.core.media.mic import NO_DEVICE, Level, Recording
+from g3chat.core.media.mic import NO_DEVICE, Recording
 from g3chat.core.media.store import MediaStore
 from g3chat.core.media.video import attach_video
 from g3chat.tui.widgets.attachment_chips import AttachmentChip, AttachmentChips
 from g3chat.tui.widgets.image_preview import ImagePreview
 from g3chat.tui.widgets.record_toggle import RecordToggle
 from tests.fixtures import media_files as mf
+from tests.fixtures.scripted_recorder import ScriptedRecorder
 
 pytestmark = pytest.mark.asyncio
 
@@ -93,22 +92,6 @@ async def test_image_preview_paints_half_block_pixels(tmp_path: Path) -> None:
         assert first.text == "▀" and first.style.color.triplet == mf.RED
         last = next(iter(bottom))
         assert last.style.bgcolor.triplet == mf.BLUE
-
-
-class ScriptedRecorder:
-    """Stands in for the microphone in this UI flow test (the real capture is tested in test_mic.py)."""
-
-    def __init__(self, on_level, fail: Exception | None = None) -> None:
-        self.on_level, self.fail = on_level, fail
-
-    def record(self, stop: threading.Event) -> Recording:
-        if self.fail is not None:
-            raise self.fail
-        t = 0.0
-        while not stop.wait(0.02):
-            t += 0.05
-            self.on_level(Level(0.8, t, True))
-        return Recording(np.zeros(int(t * 16000), dtype=np.int16), 16000, "key")
 
 
 class RecordApp(App):

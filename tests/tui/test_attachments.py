@@ -4,16 +4,14 @@ reloaded conversation shows."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 from textual import events
 
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.errors import MicrophoneError
-from g3chat.core.media.mic import NO_DEVICE, Level, Recording
+from g3chat.core.media.mic import NO_DEVICE
 from g3chat.core.store import Store
 from g3chat.core.types import AttachmentPart, TextPart
 from g3chat.tui.screens.attach_screen import AttachScreen
@@ -24,6 +22,7 @@ from g3chat.tui.widgets.media_file_tree import MediaFileTree
 from g3chat.tui.widgets.record_toggle import RecordToggle
 from g3chat.tui.widgets.sent_attachments import SentAttachments
 from tests.fixtures import media_files as mf
+from tests.fixtures.scripted_recorder import ScriptedRecorder
 from tests.tui.conftest import SIZE, wait_until
 
 pytestmark = pytest.mark.asyncio
@@ -203,28 +202,12 @@ async def test_file_picker_attaches_the_chosen_file(make_app, tmp_path: Path, mo
         assert not isinstance(app.screen, AttachScreen)
 
 
-class ScriptedRecorder:
-    """The microphone's stand-in for in-process flows (real capture: test_mic_records_for_real)."""
-
-    def __init__(self, on_level, fail: Exception | None = None) -> None:
-        self.on_level, self.fail = on_level, fail
-
-    def record(self, stop: threading.Event) -> Recording:
-        if self.fail is not None:
-            raise self.fail
-        t = 0.0
-        while not stop.wait(0.02):
-            t += 0.05
-            self.on_level(Level(0.8, t, True))
-        return Recording(np.full(int(t * 16000), 8000, dtype=np.int16), 16000, "key")
-
-
 async def test_record_toggle_attaches_the_clip(make_app, store: Store) -> None:
     app = make_app(FakeEngine(audio=True))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_state == "ready")
         toggle = app.chat_screen.query_one(RecordToggle)
-        toggle.recorder_factory = lambda on_level: ScriptedRecorder(on_level)
+        toggle.recorder_factory = lambda on_level: ScriptedRecorder(on_level, sample=8000)
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: toggle.elapsed >= 0.3)
         tray = app.chat_screen.tray
