@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from g3chat.core.errors import MediaError
-from g3chat.core.media.images import check_file
+from g3chat.core.media.av_open import av_reason, open_container
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart
 
@@ -29,11 +29,7 @@ def decode_audio(path: Path | str, rate: int = SAMPLE_RATE, max_seconds: float =
     import numpy as np
 
     path = Path(path).expanduser()
-    check_file(path, "an audio file")
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise MediaError(f"{path}: not an audio file g3chat can read ({_reason(exc)})") from None
+    container = open_container(path, "an audio file")
     pieces: list[Any] = []
     total = 0
     try:
@@ -53,15 +49,11 @@ def decode_audio(path: Path | str, rate: int = SAMPLE_RATE, max_seconds: float =
             for out in resampler.resample(None):
                 pieces.append(out.to_ndarray().mean(axis=0))
     except av.FFmpegError as exc:
-        raise MediaError(f"{path}: corrupt audio ({_reason(exc)})") from None
+        raise MediaError(f"{path}: corrupt audio ({av_reason(exc)})") from None
     samples = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, dtype=np.float32)
     if samples.size == 0:
         raise MediaError(f"{path}: contains no audio")
     return np.clip(samples, -1.0, 1.0)
-
-
-def _reason(exc: Exception) -> str:
-    return str(getattr(exc, "strerror", None) or exc).strip().rstrip(".")
 
 
 def wav_bytes(samples: Any, rate: int = SAMPLE_RATE) -> bytes:

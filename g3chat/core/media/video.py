@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from g3chat.core.errors import MediaError
-from g3chat.core.media.images import MAX_SIDE, PreparedImage, check_file, image_part
+from g3chat.core.media.av_open import open_container
+from g3chat.core.media.images import MAX_SIDE, PreparedImage, image_part
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart
 
@@ -44,11 +45,7 @@ def sample_frames(path: Path | str, *, fps: float = FPS, max_frames: int = MAX_F
     import av
 
     path = Path(path).expanduser()
-    check_file(path, "a video")
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise MediaError(f"{path}: not a video g3chat can read ({exc})") from None
+    container = open_container(path, "a video")
     frames: list[Frame] = []
     try:
         with container:
