@@ -18,7 +18,7 @@ from g3chat.core.chat import Turn
 from g3chat.core.errors import G3ChatError, InputError, ModelFileError
 from g3chat.core.models.resolve import PullOffer, ResolvedModel
 from g3chat.core.store import Conversation, Store
-from g3chat.core.types import AttachmentPart, GenerationParams, Message, TextDelta, user
+from g3chat.core.types import AttachmentPart, GenerationParams, Message, PromptProgress, TextDelta, user
 from g3chat.runtime import Runtime
 
 TITLE_LENGTH = 60
@@ -286,15 +286,20 @@ def _answer(
             conversation_id=conversation_id,
             model_name=info.name,
         )
+    preparing = _PreambleNotice(what="tools" if toolset is not None else "the system prompt")
     try:
         with sigint_cancels(cancel):
             for event in turn:
                 if isinstance(event, TextDelta):
+                    preparing.done()
                     if writer is not None:
                         writer.write(event.text)
+                elif isinstance(event, PromptProgress):
+                    preparing.show(event)
                 elif toolset is not None:
                     writer = turn.show(event, writer)
     finally:
+        preparing.done()
         if writer is not None:
             writer.finish()
         engine.close()
@@ -342,6 +347,33 @@ def _answer(
         sys.stderr.write(f"g3chat: {result.error}{kept}\n")
         return 1
     return 0
+
+
+class _PreambleNotice:
+    """On a terminal, says that the system prompt or tools are being prepared (once per model and
+    settings: they are saved and restored afterwards), with progress, on one stderr line."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.shown = False
+        self.live = sys.stderr.isatty()
+
+    def show(self, event: PromptProgress) -> None:
+        if not self.live:
+            return
+        if event.stage != "preamble":
+            self.done()
+            return
+        percent = 100 * event.done // max(1, event.total)
+        sys.stderr.write(f"\rg3chat: preparing {self.what} (once for this model)… {percent}%")
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+            self.shown = False
 
 
 def _check_attachments(

@@ -95,6 +95,8 @@ class Turn:
                 "ttft_s": result.usage.ttft_s,
                 "decode_tokens_per_s": result.usage.decode_tokens_per_s,
             }
+            if result.usage.completion_ids:
+                meta["token_ids"] = list(result.usage.completion_ids)  # see Message.tokens
         self.saved = self.store.add_message(
             self.conversation_id,
             "assistant",

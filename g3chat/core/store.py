@@ -63,6 +63,9 @@ class StoredMessage:
         return "".join(p.text for p in self.parts if isinstance(p, TextPart))
 
     def to_message(self) -> Message:
+        ids = self.meta.get("token_ids") if self.role == "assistant" else None
+        if isinstance(ids, list) and ids and all(type(t) is int for t in ids):
+            return Message(self.role, self.parts, tuple(ids))
         return Message(self.role, self.parts)
 
 

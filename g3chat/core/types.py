@@ -179,10 +179,16 @@ def parts_from_json(items: Iterable[dict[str, Any]]) -> list[Part]:
 
 @dataclass(frozen=True)
 class Message:
-    """One chat message as the engine sees it."""
+    """One chat message as the engine sees it.
+
+    ``tokens``: for an answer, the token ids the model generated for it (kept with the saved message).
+    The engine reuses them when it renders the answer again, as far as they spell its text, so the prompt
+    holds exactly the tokens the KV cache already has instead of a re-tokenization that may differ.
+    """
 
     role: Role
     parts: tuple[Part, ...]
+    tokens: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def text_message(cls, role: Role, text: str) -> Message:
@@ -255,10 +261,16 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class PromptProgress:
-    """Prompt evaluation progress, reported between batches of a long prompt."""
+    """Prompt evaluation progress, reported between batches of a long prompt.
+
+    ``stage`` is ``"preamble"`` while the part every new conversation starts with (the system prompt and
+    the tools' description) is evaluated, which happens once per model and settings (it is saved and
+    restored afterwards), and ``"prompt"`` for the rest.
+    """
 
     done: int
     total: int
+    stage: Literal["preamble", "prompt"] = "prompt"
 
 
 @dataclass(frozen=True)
@@ -278,6 +290,7 @@ class Usage:
     prompt_eval_s: float
     total_s: float
     restored_tokens: int = 0  # prompt tokens brought back from a saved KV state instead of evaluated
+    completion_ids: tuple[int, ...] = field(default=(), repr=False)  # the generated token ids, in order
     drafted_tokens: int = 0  # speculative decoding: tokens guessed ...
     accepted_tokens: int = 0  # ... and kept because the model agreed
     estimated: bool = False

@@ -329,9 +329,11 @@ class G3ChatApp(ToolEvents, App[None]):
 
     def on_prompt_evaluated(self, event: msg.PromptEvaluated) -> None:
         if event.total and self.ui_alive():
-            self.chat_screen.header.set_status(
-                f"reading the conversation {100 * event.done // event.total}%", "busy"
-            )
+            if event.stage == "preamble":  # once per model and settings; restored from then on
+                what = "preparing tools…" if event.job.tools is not None else "preparing the system prompt…"
+            else:
+                what = "reading the conversation"
+            self.chat_screen.header.set_status(f"{what} {100 * event.done // event.total}%", "busy")
 
     async def on_context_trimmed(self, event: msg.ContextTrimmed) -> None:
         if self.ui_alive():

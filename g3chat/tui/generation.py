@@ -162,7 +162,7 @@ def run_generation(engine: Engine, store: Store, job: GenerationJob, post: Post)
                 if job.buffer.push(event.text):
                     post(msg.AnswerGrew(job))
             elif isinstance(event, PromptProgress):
-                post(msg.PromptEvaluated(job, event.done, event.total))
+                post(msg.PromptEvaluated(job, event.done, event.total, event.stage))
             elif isinstance(event, ToolCallStarted):
                 post(msg.ToolCallBegan(job, event.call, event.mutating))
             elif isinstance(event, ToolCallFinished):

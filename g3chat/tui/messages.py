@@ -45,11 +45,12 @@ class AnswerGrew(Message):
 class PromptEvaluated(Message):
     """Progress through a long prompt."""
 
-    def __init__(self, job: GenerationJob, done: int, total: int) -> None:
+    def __init__(self, job: GenerationJob, done: int, total: int, stage: str = "prompt") -> None:
         super().__init__()
         self.job = job
         self.done = done
         self.total = total
+        self.stage = stage  # "preamble": the system prompt and tools, evaluated once, then restored
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, PromptEvaluated) and message.job is self.job

@@ -73,22 +73,23 @@ class KVSession:
     def prepare(self, prompt: Sequence[int], spans: Sequence[tuple[int, int]] = ()) -> int:
         """Make the cache hold the longest usable prefix of ``prompt``; return its length.
 
-        The live cache is kept as far as it matches. When a saved state matches further, the live one is
-        saved first (so switching back to it is cheap too) and the saved one restored. At least the last
-        prompt token is always left to evaluate, so its logits are fresh. ``spans`` are the prompt's media
-        chunks as (start, end) positions: a kept prefix never ends strictly inside one.
+        The live cache is kept as far as it matches. When a saved state shares a longer prefix with the
+        prompt, the live one is saved first (so switching back to it is cheap too) and the saved one
+        restored, then cut back to the tokens it shares. At least the last prompt token is always left to
+        evaluate, so its logits are fresh. ``spans`` are the prompt's media chunks as (start, end)
+        positions: a kept prefix never ends strictly inside one.
         """
         live = self.common_prefix(prompt)
         self.restored = 0
+        from_state = False
         if self.states is not None:
-            candidate = self.states.best(prompt, at_least=live + MIN_RESTORE_GAIN)
-            if candidate is not None:
+            match = self.states.best(prompt, at_least=live + MIN_RESTORE_GAIN)
+            if match is not None:
                 self.stash()
-                if self._restore(candidate.tokens, candidate.payload):
-                    self.restored = len(candidate.tokens)
-                    live = self.restored
+                if self._restore(match.tokens, match.payload):
+                    live, from_state = match.length, True
                 else:
-                    self.states.forget(candidate.tokens)
+                    self.states.forget(match.tokens)
                     live = 0
             elif self.llm.n_tokens - live > MIN_RESTORE_GAIN:
                 self.stash()  # about to discard a long tail: keep it for a later switch back
@@ -101,6 +102,7 @@ class KVSession:
         if keep <= 0 or not self.truncate(keep):
             self.truncate(0)
             return 0
+        self.restored = keep if from_state else 0
         return keep
 
     def _window_allows(self, keep: int) -> bool:
@@ -126,11 +128,19 @@ class KVSession:
         written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
         return ctypes.string_at(buffer, written)
 
-    def stash(self, *, to_disk: bool = False) -> None:
+    def stash(self, *, to_disk: bool = False, min_disk_tokens: int | None = None) -> None:
         """Save the live cache (memory tier; also disk when asked and long enough)."""
         if self.states is None or self.llm.n_tokens == 0:
             return
-        self.states.put(self.tokens(), self.snapshot(), to_disk=to_disk)
+        self.states.put(self.tokens(), self.snapshot(), to_disk=to_disk, min_disk_tokens=min_disk_tokens)
+
+    def stash_prefix(self, *, to_disk: bool) -> None:
+        """Save the live cache as a shared prefix (what every new conversation starts with), unless it is
+        saved already: small, so it goes to disk whatever its length."""
+        if self.states is None or self.llm.n_tokens < MIN_RESTORE_GAIN:
+            return
+        if not self.states.holds(self.tokens()):
+            self.stash(to_disk=to_disk, min_disk_tokens=MIN_RESTORE_GAIN)
 
     def _restore(self, tokens: Sequence[int], payload: bytes) -> bool:
         import llama_cpp

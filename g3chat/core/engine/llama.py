@@ -17,7 +17,10 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import hashlib
 import io
+import json
+import os
 import random
 import threading
 import time
@@ -33,11 +36,18 @@ from g3chat.core.engine.hearing import AudioChunk, Hearing
 from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.native_log import native_log
 from g3chat.core.engine.projector import MediaChunk, MediaItem, Projector
-from g3chat.core.engine.speculative import DraftPolicy, FixedDraft, PromptLookupDrafter
+from g3chat.core.engine.speculative import (
+    CALIBRATION_BATCH,
+    DraftPolicy,
+    FixedDraft,
+    PromptLookupDrafter,
+    calibration_ratios,
+)
 from g3chat.core.engine.state_cache import StateCache
 from g3chat.core.errors import ContextOverflowError, EngineError, MediaError, ModelFileError
 from g3chat.core.gguf_file import inspect_gguf
 from g3chat.core.prompt import ChatFormat, Segment, chat_format_for
+from g3chat.core.tools.protocol import message_text
 from g3chat.core.types import (
     AttachmentPart,
     EngineEvent,
@@ -60,6 +70,7 @@ class PromptPlan:
     tokens: list[int] = field(default_factory=list)
     media: list[tuple[int, MediaChunk | AudioChunk]] = field(default_factory=list)
     items: list[MediaItem] = field(default_factory=list)  # keeps the chunks alive until evaluated
+    preamble: int = 0  # leading tokens every conversation with this system prompt starts with (0: none)
 
     @property
     def spans(self) -> list[tuple[int, int]]:
@@ -130,6 +141,9 @@ class LlamaCppEngine:
         self._evaluated = 0
         self._piece_buf = ctypes.create_string_buffer(64)
         self._grammars = GrammarCache()
+        self._preambles: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self._draft_ratios: dict[int, float] | None = None  # see draft_ratios()
+        self._n_vocab = 0
 
     # ------------------------------------------------------------------------------------------ load
 
@@ -188,6 +202,7 @@ class LlamaCppEngine:
         opener = llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
         self._stop_ids = frozenset(opener if len(opener) == 1 else ())
         self._vocab = vocab
+        self._n_vocab = llm.n_vocab()
         self._kv = KVSession(llm, self._state_cache(llm))
         if self.mmproj is not None:
             try:
@@ -250,6 +265,8 @@ class LlamaCppEngine:
         self._llm = None
         self._info = None
         self._kv = None
+        self._preambles.clear()
+        self._draft_ratios = None
 
     def _require(self) -> Any:
         if self._llm is None:
@@ -267,11 +284,20 @@ class LlamaCppEngine:
         """The prompt's tokens; each media chunk's positions hold its (negative) placeholder ids."""
         return self.plan(messages).tokens
 
-    def plan(self, messages: Sequence[Message]) -> PromptPlan:
+    def plan(self, messages: Sequence[Message], *, preamble: bool = True) -> PromptPlan:
         llm = self._require()
         plan = PromptPlan()
+        generated = {
+            text.strip(): m.tokens
+            for m in messages
+            if m.role == "assistant" and m.tokens and (text := message_text(m)).strip()
+        }
         for seg in self.segments(messages):
             if seg.media is None:
+                ids = generated.get(seg.text) if not seg.special else None
+                if ids is not None:
+                    plan.tokens.extend(self._spelled(seg.text, ids))
+                    continue
                 plan.tokens.extend(llm.tokenize(seg.text.encode("utf-8"), add_bos=False, special=seg.special))
                 continue
             item = self._media_item(seg.media)
@@ -286,7 +312,59 @@ class LlamaCppEngine:
                 else:
                     plan.media.append((len(plan.tokens), piece))
                     plan.tokens.extend(piece.placeholders)
+        if preamble:
+            plan.preamble = self._preamble(messages, plan.tokens)
         return plan
+
+    def _spelled(self, text: str, ids: Sequence[int]) -> list[int]:
+        """``text`` as tokens, taking the generated ``ids`` for as much of it as they spell exactly.
+
+        The answer's text is what the ids decoded to, but the template trims it and stop strings may have
+        cut it: the ids are used up to the first one that would go past the text (never one that decodes
+        to nothing, such as a control token), and the rest is tokenized. Ids of another vocabulary do not
+        spell the text, so they are not used.
+        """
+        want = text.encode("utf-8")
+        kept = 0
+        spelled = b""
+        for token in ids:
+            if token < 0 or token >= self._n_vocab:
+                break
+            piece = self._piece(token)
+            if not piece or not want.startswith(piece, len(spelled)):
+                break
+            spelled += piece
+            kept += 1
+        while kept and len(spelled) < len(want) and 0x80 <= want[len(spelled)] < 0xC0:
+            kept -= 1  # never split a character between the ids and the tokenized rest
+            spelled = spelled[: len(spelled) - len(self._piece(ids[kept]))]
+        rest = want[len(spelled) :]
+        tail = self._llm.tokenize(rest, add_bos=False, special=False) if rest else []
+        return [*ids[:kept], *tail]
+
+    def _preamble(self, messages: Sequence[Message], tokens: Sequence[int]) -> int:
+        """How many leading ``tokens`` any conversation with these system messages starts with: the
+        rendered system prompt (the tools' description included) up to where the first user text begins.
+        Found as the tokens two probe conversations share, so it holds for any chat template."""
+        system = [m for m in messages if m.role == "system" and m.text.strip()]
+        if not system or len(system) == len(messages):
+            return 0
+        key = tuple(m.text for m in system)
+        shared = self._preambles.get(key)
+        if shared is None:
+            a, b = (
+                self.plan([*system, Message.text_message("user", probe)], preamble=False).tokens
+                for probe in ("A", "z")
+            )
+            n = 0
+            while n < min(len(a), len(b)) and a[n] == b[n]:
+                n += 1
+            shared = tuple(a[:n])
+            if len(self._preambles) >= 16:
+                self._preambles.clear()
+            self._preambles[key] = shared
+        n = len(shared)
+        return n if n < len(tokens) and tuple(tokens[:n]) == shared else 0
 
     def _media_item(self, part: AttachmentPart) -> MediaItem | None:
         hearing = self._hearing if part.kind == "audio" else None
@@ -351,26 +429,47 @@ class LlamaCppEngine:
         assert self._kv is not None
         return self._kv.tokens()
 
-    def _prefill(self, plan: PromptPlan, cancel: threading.Event | None) -> Iterator[PromptProgress]:
-        """Evaluate what the cache lacks: text in batches, each media chunk whole through the projector."""
+    def _prefill(
+        self, plan: PromptPlan, cancel: threading.Event | None, calibrate: bool = False
+    ) -> Iterator[PromptProgress]:
+        """Evaluate what the cache lacks: text in batches, each media chunk whole through the projector.
+
+        A batch never spans the end of the preamble (so the cache holds the same values whether the
+        preamble was evaluated now or restored), and a preamble evaluated now is saved as a shared prefix.
+        """
         assert self._kv is not None
         llm = self._llm
         tokens = plan.tokens
         reuse = self._kv.prepare(tokens, plan.spans)
         total = len(tokens) - reuse
-        report = total > self.n_batch or any(start >= reuse for start, _ in plan.media)
+        preamble = plan.preamble if plan.preamble > reuse else 0
+        report = total > self.n_batch or preamble > 0 or any(start >= reuse for start, _ in plan.media)
         self._evaluated = 0
         position = reuse
         for start, chunk in [*[m for m in plan.media if m[0] >= reuse], (len(tokens), None)]:
-            todo = tokens[position:start]
-            for offset in range(0, len(todo), self.n_batch):
-                if cancel is not None and cancel.is_set():
-                    return
-                batch = todo[offset : offset + self.n_batch]
-                llm.eval(batch)
-                self._evaluated += len(batch)
-                if report:
-                    yield PromptProgress(self._evaluated, total)
+            cuts = [preamble, start] if position < preamble < start else [start]
+            timed = chunk is None and calibrate and start - max(position, preamble) > CALIBRATION_BATCH
+            if timed:
+                cuts[-1:] = [start - CALIBRATION_BATCH - 1]
+            for cut in cuts:
+                todo = tokens[position:cut]
+                for offset in range(0, len(todo), self.n_batch):
+                    if cancel is not None and cancel.is_set():
+                        return
+                    batch = todo[offset : offset + self.n_batch]
+                    llm.eval(batch)
+                    self._evaluated += len(batch)
+                    if report:
+                        stage = "preamble" if llm.n_tokens <= preamble else "prompt"
+                        yield PromptProgress(self._evaluated, total, stage)  # type: ignore[arg-type]
+                position = cut
+                if preamble and cut == preamble:
+                    with contextlib.suppress(OSError, RuntimeError):
+                        self._kv.stash_prefix(to_disk=self.state_dir is not None)
+            if timed:
+                self._calibrate(tokens[position:start])
+                self._evaluated += start - position
+                position = start
             if chunk is None:
                 break
             if cancel is not None and cancel.is_set():
@@ -385,6 +484,59 @@ class LlamaCppEngine:
             self._evaluated += chunk.n_tokens
             position = start + chunk.n_tokens
             yield PromptProgress(self._evaluated, total)
+
+    # --------------------------------------------------------------------------- speculation costs
+
+    def _calibrate(self, last: Sequence[int]) -> None:
+        """Evaluate the prompt's last ``CALIBRATION_BATCH + 1`` tokens as one verification-sized batch and
+        one single token, timing both: the loaded model's cost curve for DraftPolicy (once per model and
+        settings; kept in the state folder)."""
+        assert self._kv is not None and len(last) == CALIBRATION_BATCH + 1
+        started = time.perf_counter()
+        self._kv.decode(last[:-1], all_logits=True)
+        batch_s = time.perf_counter() - started
+        started = time.perf_counter()
+        self._kv.decode(last[-1:], all_logits=False)
+        self._save_draft_ratios(calibration_ratios(batch_s, time.perf_counter() - started))
+
+    def _ratios_file(self) -> tuple[Path | None, str]:
+        import llama_cpp
+
+        key = f"{self._kv.states.key if self._kv and self._kv.states else self.model_path.resolve()}"
+        offload = self.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload()
+        key += f"|threads={self.n_threads}|offload={offload}|batch={self.n_batch}"
+        path = self.state_dir / "draft-costs.json" if self.state_dir is not None else None
+        return path, hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def draft_ratios(self) -> dict[int, float]:
+        """The loaded model's cost curve for speculation, as measured before (empty: not yet)."""
+        if self._draft_ratios is None:
+            self._draft_ratios = {}
+            path, key = self._ratios_file()
+            if path is not None:
+                with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+                    saved = json.loads(path.read_text()).get(key, {})
+                    self._draft_ratios = {int(k): float(v) for k, v in saved.items() if float(v) >= 1.0}
+        return self._draft_ratios
+
+    def _save_draft_ratios(self, measured: dict[int, float], smoothing: float = 0.3) -> None:
+        ratios = self.draft_ratios()
+        for k, ratio in measured.items():
+            old = ratios.get(k)
+            ratios[k] = max(1.0, ratio if old is None else old + smoothing * (ratio - old))
+        path, key = self._ratios_file()
+        if path is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                data = {}
+            data[key] = {str(k): round(v, 4) for k, v in sorted(ratios.items())}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)
 
     def _sampler(self, params: GenerationParams) -> Any:
         return self._llm._init_sampler(
@@ -430,18 +582,26 @@ class LlamaCppEngine:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stopper = StopMatcher(params.stop)
         drafter: PromptLookupDrafter | None = None
+        generated: list[int] = []
+        speculate = self.speculative == "on" or (
+            self.speculative == "auto" and params.temperature > 0 and params.seed is None
+        )
+        adaptive = speculate and self.draft_length is None
+        policy: DraftPolicy | FixedDraft | None = None
         try:
-            yield from self._prefill(plan, cancel)
+            yield from self._prefill(plan, cancel, calibrate=adaptive and not self.draft_ratios())
             prompt_done = time.perf_counter()
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
             else:
-                if self.speculative == "on" or (
-                    self.speculative == "auto" and params.temperature > 0 and params.seed is None
-                ):
+                if speculate:
                     # media placeholders are not tokens: never propose them
                     drafter = PromptLookupDrafter([t for t in tokens if t >= 0])
-                policy = FixedDraft(self.draft_length) if self.draft_length is not None else DraftPolicy()
+                policy = (
+                    FixedDraft(self.draft_length)
+                    if self.draft_length is not None
+                    else DraftPolicy(ratios=self.draft_ratios())
+                )
                 generator = sample_tokens(self._kv, self._sampler(params), drafter, policy)
                 try:
                     for token in generator:
@@ -455,6 +615,7 @@ class LlamaCppEngine:
                         if produced == 0:
                             first_token = last_token
                         produced += 1
+                        generated.append(token)
                         text, stopped = stopper.feed(decoder.decode(self._piece(token)))
                         if text:
                             if first_text is None:
@@ -474,6 +635,8 @@ class LlamaCppEngine:
             if first_text is None:
                 first_text = time.perf_counter() - started
             yield TextDelta(tail)
+        if adaptive and isinstance(policy, DraftPolicy) and policy.learned():
+            self._save_draft_ratios(policy.learned())  # what this answer measured refines the curve
         if reason != "error" and self.state_dir is not None:
             with contextlib.suppress(OSError, RuntimeError):
                 self._kv.stash(to_disk=True)  # so `ask -c` in a new process starts where this turn ended
@@ -487,6 +650,7 @@ class LlamaCppEngine:
             prompt_eval_s=prompt_done - started,
             total_s=time.perf_counter() - started,
             restored_tokens=self._kv.restored if self._kv else 0,
+            completion_ids=tuple(generated),
             drafted_tokens=drafter.proposed if drafter else 0,
             accepted_tokens=drafter.accepted if drafter else 0,
         )

@@ -7,11 +7,13 @@ batch and keeps the longest prefix the model itself would have sampled, so the o
 non-speculative decoding produces (greedy) or is distributed exactly as it (sampling): every kept token is
 one the sampler drew from the model's own distribution at that position.
 
-How long a draft to verify is decided by :class:`DraftPolicy` from measured costs: on a GPU, or for a
-large model on a CPU (memory-bound), a batch of 8 tokens costs little more than one, and long drafts pay;
-for a small model on a few CPU cores (compute-bound) a batch of 8 can cost 4x one token, and only nearly
-certain copies pay. The policy times every decode, estimates how often drafted tokens are accepted, and
-drafts only when the expected tokens per second beat plain decoding.
+How long a draft to verify is decided by :class:`DraftPolicy` from the cost curve of the loaded model:
+on a GPU a batch of 8 tokens costs little more than one, and long drafts pay; on a few CPU cores a batch
+of 8 costs 4x one token for the 270M test model and 6x for Gemma 3n E2B (Q4_K_M, two cores), and only
+nearly certain copies pay. The engine measures the curve once per model and settings (a batch of 8 and a
+single token at the end of a prefill, see ``calibration_ratios``) and keeps it; the policy starts from it,
+times every decode, estimates how often drafted tokens are accepted, and drafts only when the expected
+tokens per second beat plain decoding.
 """
 
 from __future__ import annotations
@@ -57,13 +59,32 @@ class PromptLookupDrafter:
         return []
 
 
-class DraftPolicy:
-    """Chooses the draft length that maximises expected tokens per second, from measured decode costs."""
+CALIBRATION_BATCH = 8  # the verification batch timed against a single token to learn the cost curve
 
-    def __init__(self, *, alpha: float = 0.7, smoothing: float = 0.3) -> None:
+
+def calibration_ratios(batch_s: float, single_s: float) -> dict[int, float]:
+    """The cost of a step with each draft length relative to a plain one, from one timed batch of
+    ``CALIBRATION_BATCH`` tokens and one single token (linear in between: what CPUs and GPUs show)."""
+    ratio = max(1.0, batch_s / max(single_s, 1e-9))
+    slope = (ratio - 1) / (CALIBRATION_BATCH - 1)
+    return {k: 1 + slope * k for k in DRAFT_SIZES}
+
+
+class DraftPolicy:
+    """Chooses the draft length that maximises expected tokens per second, from measured decode costs.
+
+    ``ratios`` is the loaded model's cost curve (draft length -> cost of the step relative to a plain
+    one), measured earlier; lengths it lacks are assumed to cost ``1 + 0.1 * length`` (as on a GPU) until
+    measured.
+    """
+
+    def __init__(
+        self, *, alpha: float = 0.7, smoothing: float = 0.3, ratios: dict[int, float] | None = None
+    ) -> None:
         self.prior = alpha
         self.alpha = alpha  # estimated probability that a drafted token is accepted
         self.smoothing = smoothing
+        self.ratios = dict(ratios or {})
         self.cost: dict[int, float] = {}  # draft length -> seconds for one decode of 1 + length tokens
 
     def choose(self, available: int) -> int:
@@ -79,13 +100,17 @@ class DraftPolicy:
         for k in DRAFT_SIZES:
             if k > available:
                 break
-            # Untried lengths are assumed cheap (as on a GPU) so each is tried once, then measured.
-            cost = self.cost.get(k, plain * (1 + 0.1 * k))
+            cost = self.cost.get(k, plain * self.ratios.get(k, 1 + 0.1 * k))
             expected = (1 - alpha ** (k + 1)) / (1 - alpha)  # kept drafts + the token sampled after them
             rate = expected / cost
             if rate > best_rate:
                 best, best_rate = k, rate
         return best
+
+    def learned(self) -> dict[int, float]:
+        """The cost curve as measured in this answer (lengths measured together with a plain step)."""
+        plain = self.cost.get(0)
+        return {k: c / plain for k, c in self.cost.items() if k and plain}
 
     def record(self, drafted: int, seconds: float, accepted: int = 0) -> None:
         """One decode of ``1 + drafted`` tokens took ``seconds`` and kept ``accepted`` drafted tokens."""

@@ -2,17 +2,21 @@
 
 After a turn the engine saves the KV cache of its sequence (llama.cpp's ``llama_state_seq_get_data``)
 together with the exact tokens it holds. Before the next prompt is evaluated the engine asks this cache for
-the saved state whose tokens are the longest prefix of the new prompt, and restores it when that beats what
-the live KV cache already holds. Two tiers:
+the saved state that shares the longest token prefix with the new prompt, and restores it when that beats
+what the live KV cache already holds: a state that matches only up to some token is restored and cut back
+to that token (a re-rendered history that tokenizes differently from what was generated, a new chat that
+shares only the system prompt and tools with an old one), so only the tokens after it are evaluated. Two
+tiers:
 
 - memory: a few recent states, so switching chat A -> B -> A in the TUI does not re-evaluate A;
 - disk: states of long conversations, so ``g3chat ask -c`` in a new process and the TUI after a restart
   start where the last turn ended.
 
 A state is only ever offered for the same model file and the same context settings (the key), and only
-when its token prefix matches exactly; every disk file carries a sha256 of its payload, and a file that is
-corrupt, truncated or from other settings is ignored and removed. Both tiers evict least recently used
-entries beyond their byte budgets.
+for the tokens it shares with the prompt; every disk file carries a CRC-32 of its payload (a check against
+corruption, three times faster than sha256 here: reading a state is on the path to the first token), and a
+file that is corrupt, truncated or from other settings is ignored and removed. Both tiers evict least
+recently used entries beyond their byte budgets.
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ import json
 import os
 import struct
 import time
+import zlib
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 MAGIC = b"G3KV"
-VERSION = 1
+VERSION = 2  # 2: CRC-32 payload check (1 was sha256; such files are removed as from other settings)
 SUFFIX = ".g3kv"
 
 
@@ -36,22 +44,57 @@ def tokens_digest(tokens: Sequence[int]) -> str:
     return hashlib.sha256(struct.pack(f"<{len(tokens)}i", *tokens)).hexdigest()
 
 
+def as_array(tokens: Sequence[int]) -> np.ndarray:
+    return np.asarray(tokens, dtype=np.int64)
+
+
+def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    differs = np.flatnonzero(a[:n] != b[:n])
+    return int(differs[0]) if len(differs) else n
+
+
 @dataclass(frozen=True)
 class SavedState:
     tokens: tuple[int, ...]
     payload: bytes
+    ids: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.ids is None:
+            object.__setattr__(self, "ids", as_array(self.tokens))
 
 
 @dataclass(frozen=True)
+class StateMatch:
+    """A saved state and how many of its leading tokens the prompt shares (``length``)."""
+
+    state: SavedState
+    length: int
+
+    @property
+    def tokens(self) -> tuple[int, ...]:
+        return self.state.tokens
+
+    @property
+    def payload(self) -> bytes:
+        return self.state.payload
+
+
+@dataclass
 class _DiskEntry:
     path: Path
     n_tokens: int
     digest: str
     size: int
+    tokens: np.ndarray | None = None  # read on the first lookup
 
 
 class StateCache:
-    """Two-tier (memory, disk) store of KV states keyed by settings and exact token prefix."""
+    """Two-tier (memory, disk) store of KV states keyed by settings; found by shared token prefix."""
 
     def __init__(
         self,
@@ -73,37 +116,60 @@ class StateCache:
 
     # ---------------------------------------------------------------------------------------- lookup
 
-    def best(self, prompt: Sequence[int], at_least: int = 0) -> SavedState | None:
-        """The saved state with the longest token prefix of ``prompt`` longer than ``at_least`` tokens."""
-        found: SavedState | None = None
-        best_len = at_least
-        for digest, state in reversed(self._memory.items()):
-            n = len(state.tokens)
-            if best_len < n <= len(prompt) and tuple(prompt[:n]) == state.tokens:
-                found, best_len = state, n
+    def best(self, prompt: Sequence[int], at_least: int = 0) -> StateMatch | None:
+        """The saved state sharing the longest token prefix with ``prompt``, if longer than ``at_least``.
+
+        Of states sharing equally long prefixes the shortest wins (the least to copy back). A disk state
+        is read only once it is chosen; one that turns out corrupt is removed and the next best tried.
+        """
+        wanted = as_array(prompt)
+        candidates: list[tuple[int, int, str, SavedState | _DiskEntry]] = []
+        for digest, state in self._memory.items():
+            n = common_prefix(state.ids, wanted)
+            if n > at_least:
+                candidates.append((n, len(state.tokens), digest, state))
+        for digest, entry in self._disk_entries().items():
+            if digest in self._memory:
+                continue
+            tokens = self._disk_tokens(entry)
+            n = common_prefix(tokens, wanted) if tokens is not None else 0
+            if n > at_least:
+                candidates.append((n, entry.n_tokens, digest, entry))
+        candidates.sort(key=lambda c: (-c[0], c[1]))
+        for n, _, digest, item in candidates:
+            if isinstance(item, SavedState):
                 self._memory.move_to_end(digest)
-        for entry in sorted(self._disk_entries().values(), key=lambda e: -e.n_tokens):
-            if entry.n_tokens <= best_len or entry.n_tokens > len(prompt):
-                continue
-            if tokens_digest(prompt[: entry.n_tokens]) != entry.digest:
-                continue
-            state = self._read(entry)
+                return StateMatch(item, n)
+            state = self._read(item)
             if state is not None:
-                found, best_len = state, entry.n_tokens
-                break
-        return found
+                return StateMatch(state, n)
+        return None
 
     # ------------------------------------------------------------------------------------------ save
 
-    def put(self, tokens: Sequence[int], payload: bytes, *, to_disk: bool = False) -> None:
+    def put(
+        self,
+        tokens: Sequence[int],
+        payload: bytes,
+        *,
+        to_disk: bool = False,
+        min_disk_tokens: int | None = None,
+    ) -> None:
+        """Keep a state in memory; also on disk when asked and at least ``min_disk_tokens`` long."""
         state = SavedState(tuple(tokens), payload)
         digest = tokens_digest(tokens)
         self._memory[digest] = state
         self._memory.move_to_end(digest)
         while len(self._memory) > 1 and self._memory_bytes() > self.memory_budget:
             self._memory.popitem(last=False)
-        if to_disk and self.directory is not None and len(tokens) >= self.min_disk_tokens:
+        floor = self.min_disk_tokens if min_disk_tokens is None else min_disk_tokens
+        if to_disk and self.directory is not None and len(tokens) >= floor:
             self._write(state, digest)
+
+    def holds(self, tokens: Sequence[int]) -> bool:
+        """Whether exactly this token sequence is saved (in either tier)."""
+        digest = tokens_digest(tokens)
+        return digest in self._memory or digest in self._disk_entries()
 
     def _memory_bytes(self) -> int:
         return sum(len(s.payload) for s in self._memory.values())
@@ -120,7 +186,7 @@ class StateCache:
                 "key": self.key,
                 "n_tokens": len(state.tokens),
                 "tokens_sha256": digest,
-                "payload_sha256": hashlib.sha256(state.payload).hexdigest(),
+                "payload_crc32": zlib.crc32(state.payload),
                 "payload_size": len(state.payload),
             }
         ).encode()
@@ -134,7 +200,9 @@ class StateCache:
         except OSError:
             tmp.unlink(missing_ok=True)
             return  # a cache that cannot be written is only a slower start next time
-        entries[digest] = _DiskEntry(path, len(state.tokens), digest, path.stat().st_size)
+        entries[digest] = _DiskEntry(
+            path, len(state.tokens), digest, path.stat().st_size, state.ids.astype(np.int32)
+        )
         self._evict_disk()
 
     def _evict_disk(self) -> None:
@@ -163,6 +231,24 @@ class StateCache:
                     self._disk[digest] = _DiskEntry(path, int(header["n_tokens"]), digest, size)
         return self._disk
 
+    def _disk_tokens(self, entry: _DiskEntry) -> np.ndarray | None:
+        """The tokens a disk state holds (read once: 4 bytes a token, without the payload)."""
+        if entry.tokens is None:
+            try:
+                with entry.path.open("rb") as fh:
+                    head = fh.read(12)
+                    _, header_len = struct.unpack_from("<II", head, 4)
+                    fh.seek(12 + header_len)
+                    raw = fh.read(4 * entry.n_tokens)
+                if len(raw) != 4 * entry.n_tokens:
+                    raise ValueError("truncated")
+                entry.tokens = np.frombuffer(raw, dtype="<i4")
+            except (OSError, ValueError, struct.error):
+                entry.path.unlink(missing_ok=True)
+                self._disk_entries().pop(entry.digest, None)
+                return None
+        return entry.tokens
+
     def _read(self, entry: _DiskEntry) -> SavedState | None:
         try:
             data = entry.path.read_bytes()
@@ -170,14 +256,16 @@ class StateCache:
             header = json.loads(data[12 : 12 + header_len])
             start = 12 + header_len
             n = int(header["n_tokens"])
-            tokens = struct.unpack_from(f"<{n}i", data, start)
+            tokens = array("i")
+            tokens.frombytes(data[start : start + 4 * n])
             payload = data[start + 4 * n :]
             valid = (
                 data[:4] == MAGIC
                 and version == VERSION
                 and header.get("key") == self.key
+                and len(tokens) == n
                 and len(payload) == header["payload_size"]
-                and hashlib.sha256(payload).hexdigest() == header["payload_sha256"]
+                and zlib.crc32(payload) == header["payload_crc32"]
                 and tokens_digest(tokens) == entry.digest
             )
         except (OSError, ValueError, KeyError, struct.error):
