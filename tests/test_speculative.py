@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from g3chat.core.engine.llama import LlamaCppEngine
-from g3chat.core.engine.speculative import DraftPolicy, PromptLookupDrafter
+from g3chat.core.engine.speculative import DRAFT_SIZES, DraftPolicy, PromptLookupDrafter, calibration_ratios
 from g3chat.core.types import GenerationParams, collect, user
 
 PARAGRAPH = (
@@ -45,6 +45,51 @@ def test_policy_drafts_only_when_it_pays() -> None:
     for k in (1, 3, 7, 15):
         gpu.cost[k] = 0.0105
     assert gpu.choose(15) == 15  # batches cost about the same as one token: draft long
+
+
+def test_policy_starts_from_the_models_cost_curve() -> None:
+    # Gemma 3n E2B (Q4_K_M) on two CPU cores: a step with 8 tokens costs 6x one token.
+    e2b = calibration_ratios(batch_s=0.6, single_s=0.1)
+    assert e2b[7] == pytest.approx(6.0) and e2b[1] == pytest.approx(1 + 5 / 7)
+    assert sorted(e2b) == list(DRAFT_SIZES) and all(r >= 1 for r in e2b.values())
+    cpu = DraftPolicy(ratios=e2b)
+    cpu.record(0, 0.067)
+    assert cpu.choose(15) == 0  # at the prior acceptance no draft pays: never try one blindly
+    cpu.alpha = 0.97
+    assert cpu.choose(15) in (1, 3)  # nearly certain copies pay, in short batches only
+    unknown = DraftPolicy()  # no curve yet (a GPU is assumed): long drafts are tried
+    unknown.record(0, 0.067)
+    assert unknown.choose(15) >= 3
+    cpu.record(3, 0.067 * 2.5, accepted=3)
+    assert cpu.learned()[3] == pytest.approx(2.5)
+
+
+@pytest.mark.model
+def test_the_cost_curve_is_measured_once_and_kept(test_model_path: Path, tmp_path: Path) -> None:
+    sampled = GenerationParams(temperature=1.0, max_tokens=8)  # no seed: speculation is on (auto)
+
+    def engine() -> LlamaCppEngine:
+        eng = LlamaCppEngine(test_model_path, n_ctx=1024, n_threads=2, state_dir=tmp_path)
+        eng.load()
+        return eng
+
+    first = engine()
+    try:
+        assert first.draft_ratios() == {}
+        result = collect(first.stream_chat(ECHO, sampled))
+        ratios = first.draft_ratios()
+    finally:
+        first.close()
+    assert result.usage.prompt_eval_tokens == result.usage.prompt_tokens  # calibration evaluates the prompt
+    assert set(DRAFT_SIZES) <= set(ratios) and all(r >= 1 for r in ratios.values())
+    second = engine()  # a new process: the curve comes from the state folder, no new calibration
+    try:
+        assert second.draft_ratios().keys() == ratios.keys()
+        second.n_threads = 1  # other settings: another curve
+        second._draft_ratios = None
+        assert second.draft_ratios() == {}
+    finally:
+        second.close()
 
 
 def _logits(llm, i: int) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,11 +74,12 @@ def test_new_process_continues_from_the_saved_state(test_model_path: Path, tmp_p
     try:
         answer = collect(first.stream_chat(history, greedy))
         assert answer.usage.prompt_tokens > 256 and list(tmp_path.glob(f"*{SUFFIX}"))
+        shutil.copytree(tmp_path, tmp_path / "after-turn-1", ignore=shutil.ignore_patterns("after-*"))
         follow_up = [*history, assistant(answer.text), user("And the gulls?")]
         live = collect(first.stream_chat(follow_up, greedy))  # continuing in the same process
     finally:
         first.close()
-    second = _engine(test_model_path, tmp_path)  # as a new `g3chat ask -c` would
+    second = _engine(test_model_path, tmp_path / "after-turn-1")  # as a new `g3chat ask -c` would
     try:
         resumed = collect(second.stream_chat(follow_up, greedy))
     finally:

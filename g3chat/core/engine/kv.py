@@ -83,20 +83,26 @@ class KVSession:
         self.restored = 0
         from_state = False
         if self.states is not None:
-            match = self.states.best(prompt, at_least=live + MIN_RESTORE_GAIN)
-            if match is not None:
+            n_swa = self._n_swa()
+            for candidate in self.states.candidates(prompt, at_least=live + MIN_RESTORE_GAIN):
+                keep = self._usable(candidate.length, prompt, spans)
+                cut = keep < candidate.n_tokens
+                if keep <= live or (cut and n_swa > 0 and candidate.pos_min > max(0, keep - n_swa)):
+                    continue  # cut back before the window it kept: its local layers would lack keys
+                state = candidate.load()
+                if state is None:
+                    continue
                 self.stash()
-                if self._restore(match.tokens, match.payload):
-                    live, from_state = match.length, True
+                if self._restore(state.tokens, state.payload):
+                    live, from_state = keep, True
                 else:
-                    self.states.forget(match.tokens)
+                    self.states.forget(state.tokens)
                     live = 0
-            elif self.llm.n_tokens - live > MIN_RESTORE_GAIN:
-                self.stash()  # about to discard a long tail: keep it for a later switch back
-        keep = min(live, len(prompt) - 1)
-        for start, end in spans:
-            if start < keep < end:
-                keep = start
+                break
+            else:
+                if self.llm.n_tokens - live > MIN_RESTORE_GAIN:
+                    self.stash()  # about to discard a long tail: keep it for a later switch back
+        keep = self._usable(live, prompt, spans)
         if keep > 0 and not self._window_allows(keep):
             keep = 0
         if keep <= 0 or not self.truncate(keep):
@@ -105,34 +111,58 @@ class KVSession:
         self.restored = keep if from_state else 0
         return keep
 
+    @staticmethod
+    def _usable(shared: int, prompt: Sequence[int], spans: Sequence[tuple[int, int]]) -> int:
+        """How much of ``shared`` leading tokens may be kept: the last prompt token is always evaluated
+        (fresh logits), and a media chunk is kept whole or not at all."""
+        keep = min(shared, len(prompt) - 1)
+        for start, end in spans:
+            if start < keep < end:
+                keep = start
+        return keep
+
+    def _n_swa(self) -> int:
+        import llama_cpp
+
+        return max(0, llama_cpp.llama_model_n_swa(self.llm.model))
+
+    def _pos_min(self) -> int:
+        import llama_cpp
+
+        return max(0, llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self.llm.ctx), 0))
+
     def _window_allows(self, keep: int) -> bool:
         """A trimmed sliding-window cache has dropped old positions; rolling back before the window would
         leave those layers without the keys they need (the check llama-server makes)."""
-        import llama_cpp
-
-        llm = self.llm
-        n_swa = llama_cpp.llama_model_n_swa(llm.model)
-        if n_swa <= 0:
-            return True
-        pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(llm.ctx), 0)
-        return pos_min <= max(0, keep - n_swa)
+        n_swa = self._n_swa()
+        return n_swa <= 0 or keep >= self.llm.n_tokens or self._pos_min() <= max(0, keep - n_swa)
 
     # ------------------------------------------------------------------------------- saved states
 
     def snapshot(self) -> bytes:
+        """The context's whole state. Not the sequence's (``llama_state_seq_get_data``): that one leaves
+        out the cells a sliding-window layer no longer attends to, and a state without them can only be
+        continued, never cut back to an earlier token (Gemma's local layers need the window before it).
+        g3chat uses sequence 0 only, so the whole state is that sequence's, with every cell."""
         import llama_cpp
 
         ctx = self.llm.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        size = llama_cpp.llama_state_get_size(ctx)
         buffer = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        written = llama_cpp.llama_state_get_data(ctx, buffer, size)
         return ctypes.string_at(buffer, written)
 
     def stash(self, *, to_disk: bool = False, min_disk_tokens: int | None = None) -> None:
         """Save the live cache (memory tier; also disk when asked and long enough)."""
         if self.states is None or self.llm.n_tokens == 0:
             return
-        self.states.put(self.tokens(), self.snapshot(), to_disk=to_disk, min_disk_tokens=min_disk_tokens)
+        self.states.put(
+            self.tokens(),
+            self.snapshot(),
+            pos_min=self._pos_min(),
+            to_disk=to_disk,
+            min_disk_tokens=min_disk_tokens,
+        )
 
     def stash_prefix(self, *, to_disk: bool) -> None:
         """Save the live cache as a shared prefix (what every new conversation starts with), unless it is
@@ -149,7 +179,7 @@ class KVSession:
         llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         llm.n_tokens = 0
         buffer = (ctypes.c_uint8 * len(payload)).from_buffer_copy(payload)
-        if llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(payload), 0) == 0:
+        if llama_cpp.llama_state_set_data(llm.ctx, buffer, len(payload)) != len(payload):
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
             return False
         llm.input_ids[: len(tokens)] = tokens

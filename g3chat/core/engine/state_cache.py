@@ -29,7 +29,7 @@ import time
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +61,10 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 class SavedState:
     tokens: tuple[int, ...]
     payload: bytes
+    # The oldest position the state holds for every layer: a sliding-window cache may have reused the
+    # cells of positions its window had passed, and then the state cannot be cut back before pos_min + the
+    # window (see KVSession.prepare).
+    pos_min: int = 0
     ids: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -90,7 +94,18 @@ class _DiskEntry:
     n_tokens: int
     digest: str
     size: int
+    pos_min: int = 0
     tokens: np.ndarray | None = None  # read on the first lookup
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A saved state sharing ``length`` leading tokens with a prompt; ``load`` reads it (None: corrupt)."""
+
+    length: int
+    n_tokens: int
+    pos_min: int
+    load: Callable[[], SavedState | None]
 
 
 class StateCache:
@@ -116,34 +131,43 @@ class StateCache:
 
     # ---------------------------------------------------------------------------------------- lookup
 
-    def best(self, prompt: Sequence[int], at_least: int = 0) -> StateMatch | None:
-        """The saved state sharing the longest token prefix with ``prompt``, if longer than ``at_least``.
-
-        Of states sharing equally long prefixes the shortest wins (the least to copy back). A disk state
-        is read only once it is chosen; one that turns out corrupt is removed and the next best tried.
-        """
+    def candidates(self, prompt: Sequence[int], at_least: int = 0) -> list[Candidate]:
+        """Saved states sharing more than ``at_least`` leading tokens with ``prompt``, best first: the
+        longest shared prefix, then the shortest state (the least to copy back). Nothing is read from
+        disk but token lists (once per file); a payload is read by the candidate's ``load``."""
         wanted = as_array(prompt)
-        candidates: list[tuple[int, int, str, SavedState | _DiskEntry]] = []
+        found: list[Candidate] = []
         for digest, state in self._memory.items():
             n = common_prefix(state.ids, wanted)
             if n > at_least:
-                candidates.append((n, len(state.tokens), digest, state))
-        for digest, entry in self._disk_entries().items():
+                found.append(Candidate(n, len(state.tokens), state.pos_min, self._memory_loader(digest)))
+        for digest, entry in list(self._disk_entries().items()):
             if digest in self._memory:
                 continue
             tokens = self._disk_tokens(entry)
             n = common_prefix(tokens, wanted) if tokens is not None else 0
             if n > at_least:
-                candidates.append((n, entry.n_tokens, digest, entry))
-        candidates.sort(key=lambda c: (-c[0], c[1]))
-        for n, _, digest, item in candidates:
-            if isinstance(item, SavedState):
-                self._memory.move_to_end(digest)
-                return StateMatch(item, n)
-            state = self._read(item)
+                found.append(Candidate(n, entry.n_tokens, entry.pos_min, lambda e=entry: self._read(e)))
+        found.sort(key=lambda c: (-c.length, c.n_tokens))
+        return found
+
+    def best(self, prompt: Sequence[int], at_least: int = 0) -> StateMatch | None:
+        """The saved state sharing the longest token prefix with ``prompt``, if longer than ``at_least``;
+        a disk state that turns out corrupt is removed and the next best tried."""
+        for candidate in self.candidates(prompt, at_least):
+            state = candidate.load()
             if state is not None:
-                return StateMatch(state, n)
+                return StateMatch(state, candidate.length)
         return None
+
+    def _memory_loader(self, digest: str) -> Callable[[], SavedState | None]:
+        def load() -> SavedState | None:
+            state = self._memory.get(digest)
+            if state is not None:
+                self._memory.move_to_end(digest)
+            return state
+
+        return load
 
     # ------------------------------------------------------------------------------------------ save
 
@@ -152,11 +176,12 @@ class StateCache:
         tokens: Sequence[int],
         payload: bytes,
         *,
+        pos_min: int = 0,
         to_disk: bool = False,
         min_disk_tokens: int | None = None,
     ) -> None:
         """Keep a state in memory; also on disk when asked and at least ``min_disk_tokens`` long."""
-        state = SavedState(tuple(tokens), payload)
+        state = SavedState(tuple(tokens), payload, pos_min)
         digest = tokens_digest(tokens)
         self._memory[digest] = state
         self._memory.move_to_end(digest)
@@ -185,6 +210,7 @@ class StateCache:
             {
                 "key": self.key,
                 "n_tokens": len(state.tokens),
+                "pos_min": state.pos_min,
                 "tokens_sha256": digest,
                 "payload_crc32": zlib.crc32(state.payload),
                 "payload_size": len(state.payload),
@@ -201,7 +227,7 @@ class StateCache:
             tmp.unlink(missing_ok=True)
             return  # a cache that cannot be written is only a slower start next time
         entries[digest] = _DiskEntry(
-            path, len(state.tokens), digest, path.stat().st_size, state.ids.astype(np.int32)
+            path, len(state.tokens), digest, path.stat().st_size, state.pos_min, state.ids.astype(np.int32)
         )
         self._evict_disk()
 
@@ -228,7 +254,9 @@ class StateCache:
                         continue
                     digest = header["tokens_sha256"]
                     size = path.stat().st_size
-                    self._disk[digest] = _DiskEntry(path, int(header["n_tokens"]), digest, size)
+                    self._disk[digest] = _DiskEntry(
+                        path, int(header["n_tokens"]), digest, size, int(header.get("pos_min", 0))
+                    )
         return self._disk
 
     def _disk_tokens(self, entry: _DiskEntry) -> np.ndarray | None:
@@ -275,7 +303,7 @@ class StateCache:
             self._disk_entries().pop(entry.digest, None)
             return None
         os.utime(entry.path)
-        return SavedState(tuple(tokens), payload)
+        return SavedState(tuple(tokens), payload, int(header.get("pos_min", 0)))
 
     def forget(self, tokens: Sequence[int]) -> None:
         """Drop a state that failed to restore (llama.cpp refused it)."""
