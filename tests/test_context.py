@@ -52,11 +52,17 @@ def test_each_turn_is_counted_once_and_the_cut_found_by_bisection() -> None:
         calls.append(len(messages))
         return words(messages)
 
-    fitted = fit_to_context(history(500), counting, n_ctx=400, reserve=100)
+    msgs = history(500)
+    fitted = fit_to_context(msgs, counting, n_ctx=400, reserve=100)
     assert fitted.fits and fitted.dropped > 0
     turns = [n for n in calls if n <= 2]  # one turn on its own: a question and its answer
     assert len(turns) == 501  # 500 answered turns and the last question, each counted once
     assert len(calls) - len(turns) <= 12  # whole prompts: the history once, then a bisection
+    # The next turn counts only its own new turns: the sizes are remembered for this count function.
+    calls.clear()
+    again = fit_to_context([*msgs, assistant("an answer"), user("next")], counting, n_ctx=400, reserve=100)
+    assert again.dropped == fitted.dropped
+    assert [n for n in calls if n <= 2] == [2, 1]  # the answered last turn and the new question
 
 
 def test_a_single_turn_that_does_not_fit_is_kept_and_flagged() -> None:

@@ -20,6 +20,9 @@ own); the prompt's ``tokens`` and ``fits`` use the engine's exact count of the w
 
 from __future__ import annotations
 
+import itertools
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,8 +30,13 @@ from g3chat.core.types import Message
 
 DEFAULT_ANSWER_RESERVE = 1024
 DEFAULT_TRIM_SLACK = 0.25  # of n_ctx: how far the conversation may grow after a trim before the next one
+TURN_SIZES_KEPT = 4096  # turn sizes remembered per engine (a few hundred KB of keys at most)
 
 CountTokens = Callable[[Sequence[Message]], int]
+Sizes = OrderedDict[tuple[Message, ...], int]
+# Turn sizes by the engine (the object whose ``count_tokens`` counted them), freed with it: a long
+# conversation's turns are counted once, not on every answer (a 500-turn history costs ~1 s to count).
+_turn_sizes: weakref.WeakKeyDictionary[object, Sizes] = weakref.WeakKeyDictionary()
 
 
 def answer_reserve(n_ctx: int, max_tokens: int | None) -> int:
@@ -75,12 +83,28 @@ def cut_points(sizes: Sequence[int], step: int) -> list[int]:
     return cuts
 
 
-def _turn_size(turn: Sequence[Message], count_tokens: CountTokens) -> int:
-    """About how many tokens ``turn`` adds to a prompt: the engine's count of it on its own."""
+def _size_cache(count_tokens: CountTokens) -> Sizes:
+    owner = getattr(count_tokens, "__self__", count_tokens)
     try:
-        return count_tokens(turn)
+        return _turn_sizes.setdefault(owner, OrderedDict())
+    except TypeError:  # not weakly referable: no cache kept
+        return OrderedDict()
+
+
+def _turn_size(turn: tuple[Message, ...], count_tokens: CountTokens, cache: Sizes) -> int:
+    """About how many tokens ``turn`` adds to a prompt: the engine's count of it on its own."""
+    size = cache.get(turn)
+    if size is not None:
+        cache.move_to_end(turn)
+        return size
+    try:
+        size = count_tokens(turn)
     except Exception:  # a template may refuse a lone fragment (Gemma's wants a user message first)
-        return sum(len(m.text) // 4 + 4 for m in turn)
+        size = sum(len(m.text) // 4 + 4 for m in turn)
+    cache[turn] = size
+    while len(cache) > TURN_SIZES_KEPT:
+        cache.popitem(last=False)
+    return size
 
 
 def fit_to_context(
@@ -94,9 +118,9 @@ def fit_to_context(
     leaves ``reserve`` tokens of ``n_ctx`` for the answer.
 
     ``count_tokens`` is the engine's own count (the rendered prompt). When everything fits it is called
-    once; otherwise once per turn (to place the cut points) and a few times more: the cut point is found by
-    bisection. ``slack`` is the schedule's step as a fraction of ``n_ctx``; 0 drops only what is needed,
-    as without hysteresis.
+    once; otherwise once per turn not counted before (to place the cut points; the sizes are kept per
+    engine) and a few times more: the cut point is found by bisection. ``slack`` is the schedule's step as
+    a fraction of ``n_ctx``; 0 drops only what is needed, as without hysteresis.
     """
     messages = list(messages)
     budget = n_ctx - reserve
@@ -109,7 +133,9 @@ def fit_to_context(
     last = len(starts) - 1
     if slack > 0:
         bounds = [*starts, len(body)]
-        sizes = [_turn_size(body[bounds[i] : bounds[i + 1]], count_tokens) for i in range(len(starts))]
+        cache = _size_cache(count_tokens)
+        turns = [tuple(body[a:b]) for a, b in itertools.pairwise(bounds)]
+        sizes = [_turn_size(turn, count_tokens, cache) for turn in turns]
         cuts = cut_points(sizes, trim_slack(n_ctx, budget, slack))
     else:
         cuts = []
