@@ -9,7 +9,16 @@ from collections.abc import Sequence
 import pytest
 
 from g3chat.core.context import answer_reserve, cut_points, fit_to_context, trim_slack
-from g3chat.core.types import GenerationParams, Message, assistant, collect, system, user
+from g3chat.core.types import (
+    GenerationParams,
+    Message,
+    ToolCallPart,
+    ToolResultPart,
+    assistant,
+    collect,
+    system,
+    user,
+)
 
 
 def words(messages: Sequence[Message]) -> int:
@@ -159,6 +168,24 @@ def test_when_no_cut_point_fits_the_latest_turns_that_fit_are_kept() -> None:
     fitted = fit_to_context(msgs, words, n_ctx=300, reserve=50)
     assert fitted.fits and fitted.cut == -1 and fitted.messages == [msgs[0], *msgs[-3:]]
     assert words([msgs[0], *msgs[-5:]]) > 250  # no more dropped than needed
+
+
+def test_tool_steps_stay_with_their_question() -> None:
+    """Tool results come back in a user message: that message continues its turn, it does not start one."""
+    msgs = [system("s")]
+    for i in range(12):
+        call = Message("assistant", (ToolCallPart(f"c{i}", "read_file", {"path": f"f{i}.txt"}),))
+        results = Message("user", (ToolResultPart(f"c{i}", "read_file", "text " * 20),))
+        msgs += [user(f"question {i} " + "x " * 10), call, results, assistant(f"answer {i} " + "y " * 10)]
+    msgs.append(user("last"))
+
+    def count(messages: Sequence[Message]) -> int:
+        return sum(4 + sum(len(str(p).split()) for p in m.parts) for m in messages)
+
+    for n_ctx in range(150, 600, 25):
+        fitted = fit_to_context(msgs, count, n_ctx, reserve=20)
+        assert fitted.fits and fitted.dropped > 0
+        assert fitted.messages[1].role == "user" and fitted.messages[1].text.startswith("question")
 
 
 @pytest.mark.model

@@ -26,14 +26,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from g3chat.core.types import Message
+from g3chat.core.types import Message, ToolResultPart
 
 DEFAULT_ANSWER_RESERVE = 1024
 DEFAULT_TRIM_SLACK = 0.25  # of n_ctx: how far the conversation may grow after a trim before the next one
-TURN_SIZES_KEPT = 4096  # turn sizes remembered per engine (a few hundred KB of keys at most)
+TURN_SIZES_KEPT = 4096  # turn sizes remembered per engine (two ints each)
 
 CountTokens = Callable[[Sequence[Message]], int]
-Sizes = OrderedDict[tuple[Message, ...], int]
+Sizes = OrderedDict[int, int]  # a turn's hash: its size
 # Turn sizes by the engine (the object whose ``count_tokens`` counted them), freed with it: a long
 # conversation's turns are counted once, not on every answer (a 500-turn history costs ~1 s to count).
 _turn_sizes: weakref.WeakKeyDictionary[object, Sizes] = weakref.WeakKeyDictionary()
@@ -57,9 +57,15 @@ class FittedPrompt:
 
 
 def _turn_starts(body: Sequence[Message]) -> list[int]:
-    """Indexes in ``body`` where a turn begins (each user message; index 0 always)."""
-    starts = [i for i, m in enumerate(body) if m.role == "user" and i > 0]
+    """Indexes in ``body`` where a turn begins (each user message; index 0 always). A user message of tool
+    results only is part of the turn whose answer called the tools: a call is never kept without its
+    question, nor a result without its call."""
+    starts = [i for i, m in enumerate(body) if i > 0 and m.role == "user" and not _results_only(m)]
     return [0, *starts]
+
+
+def _results_only(message: Message) -> bool:
+    return bool(message.parts) and all(isinstance(p, ToolResultPart) for p in message.parts)
 
 
 def trim_slack(n_ctx: int, budget: int, fraction: float = DEFAULT_TRIM_SLACK) -> int:
@@ -91,17 +97,26 @@ def _size_cache(count_tokens: CountTokens) -> Sizes:
         return OrderedDict()
 
 
+def _turn_key(turn: tuple[Message, ...]) -> int:
+    """The turn's hash: the cache keeps no message alive (a collision only moves a cut point)."""
+    try:
+        return hash(turn)
+    except TypeError:  # a tool call's arguments are a dict
+        return hash(repr(turn))
+
+
 def _turn_size(turn: tuple[Message, ...], count_tokens: CountTokens, cache: Sizes) -> int:
     """About how many tokens ``turn`` adds to a prompt: the engine's count of it on its own."""
-    size = cache.get(turn)
+    key = _turn_key(turn)
+    size = cache.get(key)
     if size is not None:
-        cache.move_to_end(turn)
+        cache.move_to_end(key)
         return size
     try:
         size = count_tokens(turn)
     except Exception:  # a template may refuse a lone fragment (Gemma's wants a user message first)
         size = sum(len(m.text) // 4 + 4 for m in turn)
-    cache[turn] = size
+    cache[key] = size
     while len(cache) > TURN_SIZES_KEPT:
         cache.popitem(last=False)
     return size
