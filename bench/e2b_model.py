@@ -1,19 +1,21 @@
 """Build Gemma 3n E2B-shaped (and E4B-shaped) GGUF files with random weights, for speed and memory work.
 
-The published Gemma 3n GGUFs are gated or large downloads; what decides decode speed, prefill speed and
-memory is the tensor layout, not the weights. This writes the F16/F32 file llama.cpp's converter makes of
-google/gemma-3n-E2B-it (tensor names, shapes and types, metadata, the Gemma vocabulary taken from the
-offline test model, Gemma 3n's chat template), quantizes it with llama.cpp's own quantizer through
-llama-cpp-python (Q4_K_M and Q8_0), deletes the F16 source, and checks the result:
+The real Gemma 3n GGUFs are 3-5 GB downloads that an offline machine cannot fetch; what decides decode
+speed, prefill speed and memory is the tensor layout, not the weights. This writes the F16/F32 file
+llama.cpp's converter makes of google/gemma-3n-E2B-it (tensor names, shapes and types, metadata, the Gemma
+vocabulary taken from the offline test model, Gemma 3n's chat template), quantizes it with llama.cpp's own
+quantizer through llama-cpp-python (Q4_K_M and Q8_0), deletes the F16 source, and checks the result:
 
-- size: the E2B Q8_0 against the published ggml-org/gemma-3n-E2B-it-GGUF Q8_0 (4,788,112,064 bytes); the
-  two differ only in metadata strings (name, licence, tags);
+- size: the E2B Q8_0 against the published ggml-org/gemma-3n-E2B-it-GGUF Q8_0 (4,788,112,064 bytes): the
+  tensor data is byte for byte the same size, the header 256 bytes smaller (metadata strings: name,
+  licence, tags);
 - load and run: the E2B Q4_K_M through llama-cpp-python (n_ctx 8192, flash attention, swa_full, as
   g3chat loads it): architecture, load time, prefill and decode tokens/s.
 
 Outputs go to ~/.cache/g3chat-bench/models (``--out`` or $G3CHAT_BENCH_MODELS), never the repository;
 files already there are kept unless --force. Bench scripts take them as ``--model e2b-q4`` etc. Building
-E2B needs about 10 GB of free disk for the source while it quantizes, and some CPU minutes.
+E2B needs 9 GB of free disk for the F16 source (E4B 13 GB) besides the outputs (E2B Q4_K_M 3.3 GB, Q8_0
+4.8 GB), and on 2 cores about 20 minutes (Q4_K_M's k-quants are the slow part).
 
     python bench/e2b_model.py [--shape E2B|E4B] [--quant Q4_K_M --quant Q8_0] [--out DIR] [--force]
                               [--threads 2] [--no-run] [--tiny]
@@ -121,11 +123,12 @@ def build(
 
 def expected_types(plan: list[TensorSpec], quant: str) -> dict[str, str]:
     """Tensor types after quantizing to Q8_0 (one type for all that llama.cpp quantizes at all)."""
-    assert quant == "Q8_0", "only Q8_0 is a single type; Q4_K_M mixes Q4_K, Q6_K and Q5_0 by position"
+    assert quant == "Q8_0", "only Q8_0 is one type; Q4_K_M mixes Q4_K and Q6_K by tensor and layer"
     return {s.name: s.ggml_type.name if keeps_source_type(s) else "Q8_0" for s in plan}
 
 
-def expected_tensor_bytes(plan: list[TensorSpec]) -> int:
+def q8_0_tensor_bytes(plan: list[TensorSpec]) -> int:
+    """The tensor data of the Q8_0 file (every tensor's size is a multiple of the 32-byte alignment)."""
     per_block, block_bytes = Q8_0_BLOCK
     return sum(s.nbytes if keeps_source_type(s) else s.n_elements // per_block * block_bytes for s in plan)
 
@@ -158,7 +161,7 @@ def check_size(path: Path, shape: Shape, quant: str) -> list[str]:
     actual = {t.name: type_name(t.ggml_type) for t in summary.tensors}
     wrong = [f"{name} {kind}" for name, kind in actual.items() if types.get(name) != kind]
     missing = sorted(set(types) - set(actual))
-    data, expected = summary.file_size - summary.data_offset, expected_tensor_bytes(plan)
+    data, expected = summary.file_size - summary.data_offset, q8_0_tensor_bytes(plan)
     print(f"  header {summary.data_offset:,} bytes; tensor data {data:,}, expected {expected:,}")
     if wrong or missing:
         print(f"  unexpected: {', '.join(wrong[:10])}; missing: {', '.join(missing[:10])}")
@@ -202,7 +205,8 @@ def run_check(path: Path, threads: int, n_ctx: int = 8192, decode_tokens: int = 
     print(
         f"{path.name}: architecture {arch}, n_ctx {n_ctx}, {threads} threads: load {load_s:.1f} s, "
         f"prefill {result['prefill_tok_s']:.1f} tok/s ({len(tokens)} tokens), "
-        f"decode {result['decode_tok_s']:.1f} tok/s ({decode_tokens} tokens)"
+        f"decode {result['decode_tok_s']:.1f} tok/s ({decode_tokens} tokens); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     return result
 
