@@ -19,19 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from _models import MODEL_HELP, resolve_model
+
 from g3chat.core.engine.llama import LlamaCppEngine
 from g3chat.core.types import GenerationParams, Message, TextDelta, Usage, assistant, user
 
 SEED = 42  # every path samples the same tokens: same prompt tokens, same sampler chain, same seed
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 FOLLOW_UP = "Continue the story with one more paragraph about the sea."
-
-
-def test_model() -> Path:
-    from g3chat.core.testmodel import ensure_test_model
-    from g3chat.paths import Paths
-
-    return ensure_test_model(Paths.from_env().models_dir())
 
 
 def raw_llama(model: Path, threads: int, n_ctx: int, tokens: int, repeats: int) -> list[tuple[float, float]]:
@@ -198,13 +193,13 @@ def startup(repeats: int = 10) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--model", default=None, help=MODEL_HELP)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    model = args.model or test_model()
+    model = resolve_model(args.model)
     common = (model, args.threads, args.ctx, args.tokens)
 
     results: dict[str, list[tuple[float, float]]] = {"raw": [], "engine": [], "ask": []}

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _models import MODEL_HELP, resolve_model
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -61,7 +63,7 @@ print(json.dumps({"loaded": loaded - before, "used": after - before}))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--model", default=None, help=MODEL_HELP)
     parser.add_argument(
         "--configs",
         default=None,
@@ -71,11 +73,7 @@ def main() -> None:
     configs = CONFIGS
     if args.configs:
         configs = [tuple(int(x) for x in c.split(":")) for c in args.configs.split(",")]  # type: ignore[misc]
-    if args.model is None:
-        from g3chat.core.testmodel import ensure_test_model
-        from g3chat.paths import Paths
-
-        args.model = ensure_test_model(Paths.from_env().models_dir())
+    args.model = resolve_model(args.model)
     summary = inspect_gguf(args.model)
     facts = ArchFacts.from_gguf(summary)
     assert facts is not None

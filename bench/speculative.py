@@ -28,6 +28,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from _models import MODEL_HELP, resolve_model
+
 from g3chat.core.engine.llama import LlamaCppEngine
 from g3chat.core.types import GenerationParams, collect, user
 
@@ -242,12 +244,12 @@ def switch_table(model: Path, threads: int, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--model", default=None, help=MODEL_HELP)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=160)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    model = args.model or test_model()
+    model = resolve_model(args.model)
     print(f"model {model.name}, {args.threads} threads, {args.tokens} tokens, median of {args.repeats}\n")
     decode_table(model, args.threads, args.tokens, args.repeats)
     print()

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _models import MODEL_HELP, resolve_model
+
 from g3chat.core.chat import Turn
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.store import Store
@@ -205,7 +207,7 @@ def validity(model: Path, threads: int, prompts: int, seeds: int) -> tuple[int, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="GGUF (default: the offline test model)")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calls", type=int, default=200, help="calls for the overhead measurement")
     parser.add_argument("--tokens", type=int, default=48, help="tokens per decode-speed run")
@@ -225,11 +227,7 @@ def main() -> int:
         )
     if args.skip_model:
         return 0
-    if args.model is None:
-        from g3chat.core.testmodel import ensure_test_model
-        from g3chat.paths import Paths
-
-        args.model = ensure_test_model(Paths.from_env().models_dir())
+    args.model = resolve_model(args.model)
     print(f"\nDecode tokens/s, {args.model.name}, {args.threads} threads, median of {args.repeats}:")
     rates = grammar_speed(args.model, args.threads, args.tokens, args.repeats)
     base = rates["no grammar"]

@@ -27,6 +27,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from _models import MODEL_HELP, resolve_model
+
 REPO = Path(__file__).resolve().parent.parent
 SEED = 42
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
@@ -38,13 +40,6 @@ class Bare(App):
         yield Static("BARE-APP-READY")
 Bare().run()
 """
-
-
-def test_model() -> Path:
-    from g3chat.core.testmodel import ensure_test_model
-    from g3chat.paths import Paths
-
-    return ensure_test_model(Paths.from_env().models_dir())
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -293,7 +288,7 @@ def decode(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--model", default=None, help=MODEL_HELP)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--tokens", type=int, default=200)
@@ -304,7 +299,7 @@ def main() -> None:
     parser.add_argument("--skip-ui", action="store_true", help="only the decode comparison")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONPATH", str(REPO))
-    model = args.model or test_model()
+    model = resolve_model(args.model)
 
     print(f"model {model.name}, {args.threads} threads, n_ctx {args.ctx}; median of {args.repeats} repeats")
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
