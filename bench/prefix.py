@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._models import resolve_model  # noqa: E402
-
 from g3chat.core.chat import Turn  # noqa: E402
 from g3chat.core.engine.llama import LlamaCppEngine  # noqa: E402
 from g3chat.core.tools.builtins import builtin_tools  # noqa: E402
@@ -41,6 +40,7 @@ from g3chat.core.tools.loop import ToolLoop  # noqa: E402
 from g3chat.core.types import GenerationParams, Usage, user  # noqa: E402
 
 QUESTION = "hello there"
+OTHER = "what can you do"  # a later run with another question: only the preamble is shared
 STORY = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 
 
@@ -62,7 +62,9 @@ def ttft(data: dict[str, Any]) -> float:
 
 
 def cli_figures(model: Path, threads: int, n_ctx: int, repeats: int, answer: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"plain": [], "tools_cold": [], "tools_warm": [], "fresh": [], "continue": []}
+    out: dict[str, Any] = {
+        "plain": [], "tools_cold": [], "tools_warm": [], "tools_other": [], "fresh": [], "continue": []
+    }  # fmt: skip
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as home:  # an empty state folder: the first run ever
             env = {
@@ -79,6 +81,9 @@ def cli_figures(model: Path, threads: int, n_ctx: int, repeats: int, answer: int
             warm = ask(env, "--no-save", "-n", "4", "--tools", "all", QUESTION)
             out["tools_warm"].append(ttft(warm))
             out["tools_warm_eval"] = warm["usage"]["prompt_eval_tokens"]
+            other = ask(env, "--no-save", "-n", "4", "--tools", "all", OTHER)
+            out["tools_other"].append(ttft(other))
+            out["tools_other_eval"] = other["usage"]["prompt_eval_tokens"]
             first = ask(env, "-n", str(answer), STORY)
             out["fresh"].append(ttft(first))
             out["first_answer_tokens"] = first["usage"]["completion_tokens"]
@@ -124,7 +129,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--answer", type=int, default=64, help="tokens of the long first answer")
+    parser.add_argument("--answer", type=int, default=200, help="tokens of the long first answer")
     args = parser.parse_args()
     model = resolve_model(args.model)
     started = time.perf_counter()
@@ -143,6 +148,9 @@ def main() -> None:
           f"| {cold:.3f} | {cold / base:.2f}x | (pays once) |")  # fmt: skip
     print(f"| `ask --tools all \"hello there\"`, later runs ({cli['tools_warm_eval']} evaluated) "
           f"| {warm:.3f} | {warm / base:.2f}x | <= 1.5x |")  # fmt: skip
+    other = med(cli["tools_other"])
+    print(f"| `ask --tools all \"{OTHER}\"` after them ({cli['tools_other_eval']} evaluated) "
+          f"| {other:.3f} | {other / base:.2f}x | <= 1.5x |")  # fmt: skip
     fresh, cont = med(cli["fresh"]), med(cli["continue"])
     print(f"| `ask` one-turn story question (fresh) | {fresh:.3f} | | |")
     print(f"| `ask -c` after a {cli['first_answer_tokens']}-token answer: {cli['continue_eval']} of "
