@@ -18,6 +18,7 @@ from g3chat.core.tools.builtins import builtin_tools
 from g3chat.core.tools.confine import Roots
 from g3chat.core.tools.loop import FenceFilter, ToolCallFinished, ToolCallStarted, ToolLoop
 from g3chat.core.tools.model import Tool, object_schema
+from g3chat.core.tools.protocol import TOOLS_INTRO
 from g3chat.core.types import (
     Finished,
     GenerationParams,
@@ -190,7 +191,7 @@ def test_step_limit_ends_with_an_answer_without_tools(work: Path) -> None:
     loop = ToolLoop(engine, [user("loop")], GenerationParams(), tools(work), max_steps=2)
     run(loop)
     assert loop.steps == 3 and len(loop.trace) == 2
-    assert engine.params[2].grammar is None and "Tools:" not in last_prompt_text(engine)
+    assert engine.params[2].grammar is None and TOOLS_INTRO not in last_prompt_text(engine)
     assert loop.result.text == call("list_dir")  # the last step's answer is text, shown as it is
 
 

@@ -11,11 +11,12 @@ import pytest
 
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.store import Store
+from g3chat.core.tools.protocol import TOOLS_INTRO
 from g3chat.core.types import Message
 from g3chat.runtime import Runtime
 
 SIZE = (100, 30)
-TOOLS_SECTION = "You have access to tools."
+TOOLS_SECTION = TOOLS_INTRO
 
 
 def sent(engine: FakeEngine) -> list[Message]:

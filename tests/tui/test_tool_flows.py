@@ -276,7 +276,7 @@ async def test_f9_turns_tools_off_for_one_chat_and_it_sticks(
 async def test_ui_tools_false_and_a_small_window_leave_tools_out(
     make_app, tool_app, runtime: Runtime, store: Store
 ) -> None:
-    small = FakeEngine(n_ctx=512)  # the fake counts words: the tools' description takes far more than 1/4
+    small = FakeEngine(n_ctx=256)  # the fake counts words: the tools' description takes far more than 1/4
     app = tool_app(engine=small)
     async with app.run_test(size=SIZE) as pilot:
         await ask(pilot, app, "hi")

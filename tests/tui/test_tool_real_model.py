@@ -24,7 +24,7 @@ async def test_tools_with_the_real_model(
     runtime: Runtime, store: Store, test_model_path: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "todo.txt").write_text("buy milk\n")
-    # A window large enough for the tools' description (about 840 tokens: more than a quarter of 2048).
+    # A window whose quarter holds the tools' description (about 510 tokens, so 2048 would be too close).
     engine = LlamaCppEngine(test_model_path, n_ctx=4096, n_threads=1, name="test-model")
     runtime.settings.generation.max_tokens = 24
     runtime.settings.generation.seed = 3

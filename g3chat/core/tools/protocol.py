@@ -24,6 +24,7 @@ from g3chat.core.types import Message, Part, TextPart, ToolCallPart, ToolResultP
 
 CALL_FENCE = "tool_code"
 RESULT_FENCE = "tool_outputs"
+TOOLS_INTRO = "You have access to these tools."  # opens the tools section
 _CALL_FENCES = ("tool_code", "tool_call", "tool_calls")
 _MAYBE_FENCES = ("json", "python", "py", "")
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z_]*)[ \t]*\n(.*?)(\n[ \t]*```|\Z)", re.DOTALL)
@@ -61,22 +62,74 @@ def tool_spec(name: str, description: str, parameters: Mapping[str, Any]) -> dic
     return {"name": name, "description": description, "parameters": dict(parameters)}
 
 
+_SCHEMA_NOISE = frozenset({"title", "$schema", "$id", "$comment"})
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"})  # name → schema
+_SUBSCHEMAS = frozenset(
+    {"items", "prefixItems", "additionalProperties", "contains", "not", "anyOf", "oneOf", "allOf", "if"}
+    | {"then", "else", "propertyNames"}
+)
+
+
+def compact_schema(schema: Any, *, top: bool = False) -> Any:
+    """``schema`` as the model reads it: without what a call does not depend on.
+
+    Dropped: titles, ``$schema``/``$id``/``$comment``, boolean ``additionalProperties`` (the call grammar,
+    built from the full schema, admits no extra properties either way), ``"type": "object"`` where
+    ``properties`` already says so, and at the top (``top``: a tool's parameters, always an object) the
+    object type and an empty property list. Everything that decides validity stays: property names,
+    types, ``required``, enums, bounds, formats, patterns, defaults and descriptions.
+    """
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_NOISE or (key == "additionalProperties" and isinstance(value, bool)):
+            continue
+        if key == "type" and value == "object" and (top or "properties" in schema):
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            if top and key == "properties" and not value:
+                continue
+            out[key] = {name: compact_schema(sub) for name, sub in value.items()}
+        elif key in _SUBSCHEMAS:
+            out[key] = compact_schema(value)
+        else:
+            out[key] = value  # enum, const, default, examples, bounds...: data, kept as written
+    return out
+
+
+def tool_line(spec: Mapping[str, Any]) -> str:
+    """One tool as one line of compact JSON: name, description (when there is one), parameters."""
+    line: dict[str, Any] = {"name": spec["name"]}
+    if spec.get("description"):
+        line["description"] = spec["description"]
+    line["parameters"] = compact_schema(spec.get("parameters") or {}, top=True)
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+_EXAMPLE_CALL = json.dumps({"name": "tool_name", "parameters": {"argument": "value"}})  # as format_calls
+
+
 def tools_prompt(specs: Sequence[Mapping[str, Any]], choice: str = "auto") -> str:
-    """The system-prompt section that describes the tools and how to call them."""
-    listing = "\n".join(json.dumps(spec, ensure_ascii=False) for spec in specs)
+    """The system-prompt section that describes the tools and how to call them.
+
+    Every token here is evaluated before the answer starts (bench/preamble.py counts them), so the tools
+    are compact JSON and the instructions short. The same tools give the same bytes, and the rule comes
+    last, so prompts differing only in the choice share the KV cache up to it.
+    """
+    listing = "\n".join(tool_line(spec) for spec in specs)
     if choice == "required":
         rule = "You must call one of these tools now."
     elif choice not in ("auto", "none"):
         rule = f"You must call the tool {choice} now."
     else:
-        rule = "Call a tool only when you need it; otherwise answer in plain text."
-    # The rule comes last so that prompts differing only in the choice share the KV cache up to it.
+        rule = "Call a tool only when you need it."
     return (
-        "You have access to tools. To call a tool, answer with only a tool_code block that holds a JSON "
-        'object with the tool\'s "name" and its "parameters", like this:\n'
-        f'```{CALL_FENCE}\n{{"name": "tool_name", "parameters": {{"argument": "value"}}}}\n```\n'
-        f"The result comes back in a {RESULT_FENCE} block. When you have what you need, answer the user in "
-        f"plain text.\n\nTools:\n{listing}\n\n{rule}"
+        f"{TOOLS_INTRO} To call one, answer with only:\n```{CALL_FENCE}\n{_EXAMPLE_CALL}\n```\n"
+        f"The result comes back in a {RESULT_FENCE} block; then answer the user in plain text.\n\n"
+        f"{listing}\n\n{rule}"
     )
 
 
