@@ -319,26 +319,24 @@ class LlamaCppEngine:
     def _spelled(self, text: str, ids: Sequence[int]) -> list[int]:
         """``text`` as tokens, taking the generated ``ids`` for as much of it as they spell exactly.
 
-        The answer's text is what the ids decoded to, but the template trims it and stop strings may have
-        cut it: the ids are used up to the first one that would go past the text (never one that decodes
-        to nothing, such as a control token), and the rest is tokenized. Ids of another vocabulary do not
-        spell the text, so they are not used.
+        The answer's text is what the ids decoded to (as the engine decodes while streaming: pieces through
+        an incremental UTF-8 decoder that replaces broken bytes, control tokens showing as nothing), but the
+        template trims it and stop strings may have cut it: the ids are used up to the last one that ends
+        on a whole character within the text, and the rest is tokenized. Ids that decode to another text
+        (another vocabulary, an edited message) are used only as far as they agree with it.
         """
-        want = text.encode("utf-8")
-        kept = 0
-        spelled = b""
-        for token in ids:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        position = kept = spelled = 0
+        for index, token in enumerate(ids):
             if token < 0 or token >= self._n_vocab:
                 break
-            piece = self._piece(token)
-            if not piece or not want.startswith(piece, len(spelled)):
+            out = decoder.decode(self._piece(token))
+            if out and not text.startswith(out, position):
                 break
-            spelled += piece
-            kept += 1
-        while kept and len(spelled) < len(want) and 0x80 <= want[len(spelled)] < 0xC0:
-            kept -= 1  # never split a character between the ids and the tokenized rest
-            spelled = spelled[: len(spelled) - len(self._piece(ids[kept]))]
-        rest = want[len(spelled) :]
+            position += len(out)
+            if not decoder.getstate()[0]:  # no partial character pending: a clean place to stop
+                kept, spelled = index + 1, position
+        rest = text[spelled:].encode("utf-8")
         tail = self._llm.tokenize(rest, add_bos=False, special=False) if rest else []
         return [*ids[:kept], *tail]
 
