@@ -154,6 +154,7 @@ def test_info_json_agrees_with_the_estimate_and_the_table(env: dict[str, str], t
     assert info["size"] == test_model_path.stat().st_size and info["architecture"] == "gemma3"
     assert (info["quantization"], info["context_length"], info["chat_template"]) == ("Q4_K_M", 32768, False)
     assert info["facts"]["n_layer"] == 18 and info["facts"]["swa_layers_kv"] == 15
+    assert info["facts"]["n_embd_per_layer"] == 0
     shape = EngineShape(**info["shape"])
     assert shape == EngineShape(4096)
     weights = Weights.from_gguf(summary, llama_capabilities()[1])

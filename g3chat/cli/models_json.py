@@ -125,6 +125,7 @@ def facts_record(facts: ArchFacts) -> dict[str, Any]:
         "n_embd": facts.n_embd,
         "n_ff": facts.n_ff,
         "n_vocab": facts.n_vocab,
+        "n_embd_per_layer": facts.n_embd_per_layer,
     }
 
 
