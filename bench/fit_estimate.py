@@ -102,7 +102,7 @@ def mib(pattern):
 print(json.dumps({
     "loaded": loaded - before, "after": after - before, "peak": peak() - before,
     "log_mib": {"mapped": mib("CPU_Mapped model"), "repack": mib("CPU_REPACK model"), "kv": mib("KV"),
-                "compute": mib("CPU compute"), "output": mib("CPU output")},
+                "compute": mib("CPU compute"), "output": mib(r"CPU\s+output")},
 }))
 """
 
