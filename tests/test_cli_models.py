@@ -15,11 +15,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from g3chat.cli.models_json import estimate_record
+from g3chat.core.gguf_file import inspect_gguf
+from g3chat.core.models.arch import ArchFacts
 from g3chat.core.models.catalog import load_catalog
+from g3chat.core.models.fit import EngineShape, Weights, estimate, kv_bytes
 from g3chat.core.models.hubcache import RepoCache, sha256_of
+from g3chat.core.models.pick import with_margin
+from g3chat.core.models.probe import gib, llama_capabilities
 from tests.conftest import REPO, TEST_CTX, TEST_THREADS, run_cli
 from tests.hubserver import HubFile, HubServer
 
@@ -54,6 +61,18 @@ def listed(env: dict[str, str]) -> dict[str, dict[str, object]]:
     return {row["name"]: row for row in map(json.loads, proc.stdout.splitlines())}
 
 
+def _fields(text: str) -> dict[str, str]:
+    return dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in text.splitlines() if line)
+
+
+def _parts_add_up(record: dict[str, Any]) -> None:
+    parts = record["parts_bytes"]
+    assert set(parts) == {"weights", "kv_cache", "compute", "runtime", "projector", "gpu_context"}
+    assert all(isinstance(v, int) and v >= 0 for v in parts.values())
+    assert sum(parts.values()) == record["estimate_bytes"] == record["host_bytes"] + record["gpu_bytes"]
+    assert record["host_required_bytes"] == record["host_bytes"] - record["reclaimable_bytes"]
+
+
 def test_fit_table_explains_the_choice(env: dict[str, str]) -> None:
     proc = run_cli("models", "fit", "--ctx", "4096", env=env)
     assert proc.returncode == 0, proc.stderr
@@ -74,7 +93,7 @@ def test_fit_table_explains_the_choice(env: dict[str, str]) -> None:
 def test_info_reads_the_gguf_header(env: dict[str, str], test_model_path: Path) -> None:
     proc = run_cli("models", "info", str(test_model_path), env=env)
     assert proc.returncode == 0, proc.stderr
-    fields = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in proc.stdout.splitlines() if line)
+    fields = _fields(proc.stdout)
     assert fields["architecture"] == "gemma3" and fields["quantization"] == "Q4_K_M"
     assert fields["context length"] == "32,768" and fields["chat template"].startswith("no")
     assert fields["layers"] == "18 (18 own KV, 15 windowed)"
@@ -83,6 +102,79 @@ def test_info_reads_the_gguf_header(env: dict[str, str], test_model_path: Path) 
     assert (
         missing.returncode == 2 and "no such file" in missing.stderr and len(missing.stderr.splitlines()) == 1
     )
+
+
+def test_fit_json_agrees_with_the_estimate_and_the_table(env: dict[str, str]) -> None:
+    proc = run_cli("models", "fit", "--ctx", "4096", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    shape = EngineShape(**report["shape"])
+    assert shape == EngineShape(4096) and report["requested_ctx"] == 4096  # the engine's defaults
+    machine = report["machine"]
+    assert machine["available_bytes"] <= machine["ram_available_bytes"] <= machine["ram_total_bytes"]
+    features = frozenset(machine["cpu_features"])
+    rows = {row["name"]: row for row in report["variants"]}
+    assert sorted(rows) == sorted(v.name for v in load_catalog().variants)
+    for variant in load_catalog().variants:
+        row = rows[variant.name]
+        _parts_add_up(row["estimate"])
+        assert row["fits"] == (row["verdict"] != "won't fit")
+        if row["installed"] or row["n_gpu_layers"]:
+            continue  # estimated from its GGUF header, or with a GPU: covered by test_models_fit
+        weights = Weights.from_catalog(variant, variant.facts, features)
+        expected = estimate(variant.facts, weights, shape)
+        assert row["estimate"] == estimate_record(expected)
+        assert row["estimate"]["parts_bytes"]["kv_cache"] == 20 * 4096 * 2048  # 20 KV layers x 2 KiB
+        assert row["required_bytes"] == with_margin(expected.host_required)
+        if row["verdict"] == "CPU":
+            assert row["required_bytes"] <= machine["available_bytes"]
+    starred = [name for name, row in rows.items() if row["recommended"]]
+    best = report["recommended"]
+    assert best is not None and starred == [best["name"]] and best["n_ctx"] == 4096
+    # The table shows the same numbers, rounded for people.
+    table = run_cli("models", "fit", "--ctx", "4096", env=env).stdout.splitlines()
+    header = next(line for line in table if "VARIANT" in line)
+    for line in table[table.index(header) + 1 : table.index(header) + 1 + len(rows)]:
+        cells = re.split(r"\s{2,}", line.replace("★", "").strip())
+        row = rows[cells[0]]
+        assert cells[3] == gib(row["estimate"]["parts_bytes"]["kv_cache"])
+        if row["n_gpu_layers"] == 0:
+            assert cells[4] == gib(row["estimate"]["host_bytes"]) and cells[5] == row["verdict"]
+        assert line.startswith("★") == row["recommended"]
+    assert f"RAM: {gib(machine['ram_total_bytes'])} total" in "\n".join(table)
+
+
+def test_info_json_agrees_with_the_estimate_and_the_table(env: dict[str, str], test_model_path: Path) -> None:
+    proc = run_cli("models", "info", str(test_model_path), "--ctx", "4096", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    summary = inspect_gguf(test_model_path)
+    facts = ArchFacts.from_gguf(summary)
+    assert facts is not None
+    assert info["size"] == test_model_path.stat().st_size and info["architecture"] == "gemma3"
+    assert (info["quantization"], info["context_length"], info["chat_template"]) == ("Q4_K_M", 32768, False)
+    assert info["facts"]["n_layer"] == 18 and info["facts"]["swa_layers_kv"] == 15
+    assert info["facts"]["n_embd_per_layer"] == 0
+    shape = EngineShape(**info["shape"])
+    assert shape == EngineShape(4096)
+    weights = Weights.from_gguf(summary, llama_capabilities()[1])
+    expected = estimate(facts, weights, shape)
+    assert info["estimate"] == estimate_record(expected)
+    _parts_add_up(info["estimate"])
+    assert info["estimate"]["n_ctx"] == 4096 and info["estimate"]["gpu_bytes"] == 0
+    assert info["kv_bytes_per_1024"] == kv_bytes(facts, EngineShape(1024))
+    memory = info["memory"]
+    assert memory["required_bytes"] == with_margin(expected.host_required)
+    assert memory["fits"] == (memory["required_bytes"] <= memory["available_bytes"])
+    human = _fields(run_cli("models", "info", str(test_model_path), "--ctx", "4096", env=env).stdout)
+    parts = info["estimate"]["parts_bytes"]
+    assert human["memory (CPU)"] == (
+        f"{gib(info['estimate']['host_bytes'])} at 4,096 tokens (weights {gib(parts['weights'])}, "
+        f"KV {gib(parts['kv_cache'])}, compute {gib(parts['compute'])}, runtime {gib(parts['runtime'])})"
+    )
+    assert human["KV cache"] == f"{gib(info['kv_bytes_per_1024'])} per 1,024 tokens (f16)"
+    missing = run_cli("models", "info", "/nonexistent.gguf", "--json", env=env)
+    assert missing.returncode == 2 and missing.stdout == "" and len(missing.stderr.splitlines()) == 1
 
 
 def test_use_writes_the_config_keeping_comments(

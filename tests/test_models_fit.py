@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,18 @@ import pytest
 from g3chat.core.gguf_file import inspect_gguf
 from g3chat.core.models.arch import ArchFacts
 from g3chat.core.models.catalog import load_catalog
-from g3chat.core.models.fit import EngineShape, Weights, estimate, kv_bytes, kv_cells
+from g3chat.core.models.fit import EngineShape, Weights, compute_bytes, estimate, kv_bytes, kv_cells
 from g3chat.core.models.probe import llama_capabilities
 
 MiB = 1 << 20
+TINY_GEMMA3N = Path(__file__).resolve().parent / "fixtures" / "audio" / "tiny-gemma3n.gguf"
+# Peak RSS (VmHWM less the RSS before loading) of Gemma 3n E2B-shaped files (random weights, real shapes:
+# bench/e2b_model.py) after loading, one 512-token batch and 16 tokens; 2 threads, x86 with AVX2, default
+# engine settings (bench/fit_estimate.py --fill batch). quant: (tensor bytes, repacked bytes, peaks by n_ctx).
+E2B_PEAKS = {
+    "Q4_K_M": (3_300_292_992, 903_610_368, {4096: 4_550_717_440, 8192: 4_723_388_416, 32768: 5_785_616_384}),
+    "Q8_0": (4_781_554_048, 0, {4096: 5_128_884_224, 8192: 5_305_131_008, 32768: 6_364_237_824}),
+}
 
 # Loads the model with llama.cpp's log captured and prints the buffer sizes it reports, in MiB.
 LOAD = r"""
@@ -68,6 +77,7 @@ def test_arch_facts_from_the_test_model(test_model_path: Path) -> None:
         15,
     )
     assert (facts.n_head_kv, facts.head_dim_k, facts.n_swa, facts.n_vocab) == (1, 256, 512, 262_144)
+    assert facts.n_embd_per_layer == 0  # Gemma 3 has no per-layer inputs
 
 
 @pytest.mark.model
@@ -116,3 +126,24 @@ def test_estimate_parts_add_up_and_scale_with_context() -> None:
     assert long.weights_host == short.weights_host and short.gpu == 0
     off = estimate(variant.facts, weights, EngineShape(4096, flash_attn=False))
     assert off.compute_host > short.compute_host  # attention scores are materialized without flash attention
+
+
+def test_gemma3n_per_layer_inputs_count_in_the_compute_buffer() -> None:
+    tiny = ArchFacts.from_gguf(inspect_gguf(TINY_GEMMA3N))
+    assert tiny is not None and tiny.n_embd_per_layer == 256  # gemma3n.embedding_length_per_layer_input
+    facts = load_catalog().get("e2b-q4_k_m").facts
+    assert facts.n_embd_per_layer == 256
+    shape = EngineShape(4096)
+    extra = compute_bytes(facts, shape, reserve=False) - compute_bytes(
+        replace(facts, n_embd_per_layer=0), shape, reserve=False
+    )
+    assert extra == 512 * 30 * 256 * 4  # 15 MiB: a batch's per-layer inputs, f32
+
+
+def test_estimate_within_target_of_e2b_shaped_peak_rss() -> None:
+    facts = replace(load_catalog().get("e2b-q4_k_m").facts, n_vocab=262_144)  # the shaped files' vocabulary
+    for quant, (total, repack, peaks) in E2B_PEAKS.items():
+        weights = Weights(total, host_only=0, repack=repack, output_copy=0, exact=True)
+        for n_ctx, peak in peaks.items():
+            error = (estimate(facts, weights, EngineShape(n_ctx)).host - peak) / peak
+            assert -0.03 <= error <= 0.10, (quant, n_ctx, f"{error:+.1%}")  # measured: within 0.1 %

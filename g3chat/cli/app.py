@@ -364,18 +364,23 @@ def models_use(target: str = typer.Argument(..., help="A downloaded variant name
 @models_app.command("fit")
 def models_fit(
     ctx: int | None = typer.Option(None, "--ctx", min=0, help="Context to plan for (0: model maximum)."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object (sizes in bytes)."),
 ) -> None:
     """Which variants fit this machine's memory, and which g3chat recommends."""
     from g3chat.cli import models
 
-    models.fit(ctx)
+    models.fit(ctx, json_output)
 
 
 @models_app.command("info")
 def models_info(
     target: str = typer.Argument(..., help="A GGUF file (or a downloaded variant name)."),
+    ctx: int | None = typer.Option(
+        None, "--ctx", min=0, help="Context to estimate memory for (0: model maximum)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object (sizes in bytes)."),
 ) -> None:
     """A GGUF file's metadata: architecture, quantization, context, chat template, size, memory."""
     from g3chat.cli import models
 
-    models.info(target)
+    models.info(target, ctx, json_output)

@@ -105,12 +105,17 @@ def _verdict(plan: Plan) -> str:
     return plan.verdict.value
 
 
-def fit(ctx: int | None) -> None:
+def fit(ctx: int | None, json_output: bool = False) -> None:
     runtime = Runtime.from_env()
     manager = runtime.model_manager()
     shape = runtime.engine_shape(ctx)
     hw = manager.hardware()
     choice = manager.choice(shape)
+    if json_output:
+        from g3chat.cli.models_json import fit_record
+
+        _out(json.dumps(fit_record(choice, hw, shape)))
+        return
     _out("This machine")
     for line in _hardware_lines(hw):
         _out(f"  {line}")
@@ -162,7 +167,7 @@ def _hardware_lines(hw: Hardware) -> list[str]:
     return lines
 
 
-def info(target: str) -> None:
+def info(target: str, ctx: int | None = None, json_output: bool = False) -> None:
     from g3chat.core.gguf_file import inspect_gguf
     from g3chat.core.models.arch import ArchFacts
     from g3chat.core.models.fit import Weights, estimate, kv_bytes
@@ -179,6 +184,22 @@ def info(target: str) -> None:
         path = found
     summary = inspect_gguf(path)
     facts = ArchFacts.from_gguf(summary)
+    record: dict[str, object] = {
+        "file": str(path),
+        "size": summary.file_size,
+        "name": summary.name,
+        "architecture": summary.architecture,
+        "quantization": summary.quantization,
+        "context_length": summary.context_length,
+        "chat_template": bool(summary.chat_template),
+        "tensors": len(summary.tensors),
+        "gguf_version": summary.version,
+        "facts": None,
+        "kv_bytes_per_1024": None,
+        "shape": None,
+        "estimate": None,
+        "memory": None,
+    }
     rows = [
         ["file", str(path)],
         ["size", f"{summary.file_size:,} bytes ({gib(summary.file_size)})"],
@@ -190,12 +211,19 @@ def info(target: str) -> None:
         ["tensors", f"{len(summary.tensors):,} (GGUF v{summary.version})"],
     ]
     if facts is not None:
-        shape = runtime.engine_shape()
+        shape = runtime.engine_shape(ctx)
         from g3chat.core.models.probe import llama_capabilities
 
         weights = Weights.from_gguf(summary, llama_capabilities()[1])
         cpu = estimate(facts, weights, shape)
         kv_1k = kv_bytes(facts, type(shape)(1024, shape.n_ubatch, shape.flash_attn, True))
+        if json_output:
+            from g3chat.cli.models_json import facts_record, info_memory_record
+
+            hw = runtime.model_manager().hardware()
+            record.update(
+                facts=facts_record(facts), kv_bytes_per_1024=kv_1k, **info_memory_record(cpu, hw, shape)
+            )
         rows += [
             ["layers", f"{facts.n_layer} ({facts.n_layer_kv} own KV, {facts.swa_layers_kv} windowed)"],
             ["attention", f"{facts.n_head} heads, {facts.n_head_kv} KV heads, head size {facts.head_dim_k}"],
@@ -206,6 +234,9 @@ def info(target: str) -> None:
             ["memory (CPU)", f"{gib(cpu.host)} at {cpu.n_ctx:,} tokens (weights {gib(cpu.weights_host)}, "
              f"KV {gib(cpu.kv_host)}, compute {gib(cpu.compute_host)}, runtime {gib(cpu.runtime)})"],
         ]  # fmt: skip
+    if json_output:
+        _out(json.dumps(record))
+        return
     _table(rows)
 
 

@@ -2,7 +2,9 @@
 
 The rules follow llama.cpp's loaders: Gemma 3 puts a global-attention layer after every five sliding-window
 layers (pattern 6), Gemma 3n after every four (pattern 5) and only its first 20 layers own a KV cache (the
-rest reuse it: ``n_layer_kv_from_start = 20`` in models/gemma3n.cpp).
+rest reuse it: ``n_layer_kv_from_start = 20`` in models/gemma3n.cpp). Gemma 3n also feeds every layer a
+256-wide slice of a per-layer token embedding (``embedding_length_per_layer_input``), whose input stays in
+memory for the whole graph.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ArchFacts:
     n_embd: int
     n_ff: int
     n_vocab: int
+    n_embd_per_layer: int = 0  # Gemma 3n: the per-layer input each token carries into every layer
 
     @property
     def kv_bytes_per_cell(self) -> int:
@@ -58,6 +61,7 @@ class ArchFacts:
             n_embd=int(data["n_embd"]),
             n_ff=int(data["n_ff"]),
             n_vocab=int(data["n_vocab"]),
+            n_embd_per_layer=int(data.get("n_embd_per_layer", 0)),
         )
 
     @classmethod
@@ -103,6 +107,7 @@ class ArchFacts:
             n_embd=n_embd,
             n_ff=n_ff,
             n_vocab=n_vocab,
+            n_embd_per_layer=_scalar(get("embedding_length_per_layer_input")) or 0,
         )
 
 

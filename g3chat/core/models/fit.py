@@ -10,15 +10,18 @@ estimate = weights + KV cache + compute buffers + runtime + projector (the pick 
   the token and per-layer embeddings stay in host memory, and a tied output matrix gets a GPU copy.
 - **KV cache**: f16 K and V for every layer that owns KV (Gemma 3n: 20 of 30), ``n_ctx`` cells (rounded up
   to 256) for global layers; sliding-window layers get ``n_ctx`` cells with ``swa_full`` (g3chat's default)
-  or ``min(n_ctx, pad256(n_swa + n_ubatch))`` without. This is exactly what llama.cpp logs as its KV buffers.
-- **Compute buffers** (measured on the offline test model, Gemma 3 270M, n_ubatch 512 — see
-  bench/fit_estimate.py): on the CPU only the pages a batch touches count, about ``6 x n_ff`` floats per
-  batch token for activations, plus the attention mask (``n_ubatch x n_ctx`` floats) with flash attention or
-  the scores (``n_ubatch x n_ctx x n_head x 8`` bytes) without; scaled to other models through ``n_ff``.
-  A GPU backend allocates llama.cpp's whole worst-case reserve, whose largest part is the logits of a full
-  batch (``n_ubatch x n_vocab`` floats).
+  or ``min(n_ctx, pad256(n_swa + n_ubatch))`` without. This is exactly what llama.cpp logs as its KV buffers,
+  and all of it is resident from the load on: llama.cpp clears the buffers when it creates the context.
+- **Compute buffers** (measured on the offline test model, Gemma 3 270M, and on Gemma 3n E2B-shaped
+  Q4_K_M and Q8_0 files, n_ubatch 512 — see bench/fit_estimate.py): on the CPU only the pages a batch
+  touches count, about ``6 x n_ff`` floats per batch token for activations, plus Gemma 3n's per-layer
+  inputs (``n_layer x n_embd_per_layer`` floats per batch token, alive for the whole graph: 15 MiB for E2B,
+  just what E2B's measured compute exceeded the ``n_ff`` rule by at every context), plus the attention
+  masks (``n_ubatch x n_ctx`` floats in all) with flash attention or the scores (``n_ubatch x n_ctx x
+  n_head x 8`` bytes) without. A GPU backend allocates llama.cpp's whole worst-case reserve, whose largest
+  part is the logits of a full batch (``n_ubatch x n_vocab`` floats).
 - **Runtime**: tokenizer tables and llama.cpp's per-context state, measured at 52 MiB for Gemma's 262k
-  vocabulary (Gemma 3n has the same tokenizer), scaled by vocabulary size.
+  vocabulary (53-55 MiB on the Gemma 3n E2B-shaped files at 4K-32K tokens), scaled by vocabulary size.
 """
 
 from __future__ import annotations
@@ -179,7 +182,8 @@ def kv_bytes(facts: ArchFacts, shape: EngineShape, layers_kv: int | None = None)
 def compute_bytes(facts: ArchFacts, shape: EngineShape, *, reserve: bool) -> int:
     """Compute buffer: the pages a CPU run touches, or (``reserve``) what a GPU backend allocates."""
     n_ctx = _pad(effective_ctx(facts, shape.n_ctx))
-    activations = shape.n_ubatch * 4 * ACT_FLOATS_PER_FF * facts.n_ff
+    per_token = ACT_FLOATS_PER_FF * facts.n_ff + facts.n_layer * facts.n_embd_per_layer
+    activations = shape.n_ubatch * 4 * per_token
     attention = shape.n_ubatch * n_ctx * (4 if shape.flash_attn else 8 * facts.n_head)
     if not reserve:
         return activations + attention
