@@ -166,6 +166,19 @@ def test_ids_of_another_text_or_vocabulary_are_not_used(engine: LlamaCppEngine) 
 
 
 @pytest.mark.model
+def test_ids_that_showed_as_nothing_are_kept(engine: LlamaCppEngine) -> None:
+    llm = engine.llama
+    question = user("Hello there.")
+    control = llm.tokenize(b"<unused0>", add_bos=False, special=True)  # a control token: shows as nothing
+    assert len(control) == 1 and engine._piece(control[0]) == b""
+    hello, world = (llm.tokenize(t.encode(), add_bos=False, special=False) for t in ("Hello", " world"))
+    ids = (*hello, *control, *world)  # what the model generated: "Hello world" on screen
+    plan = engine.plan([question, Message("assistant", (TextPart("Hello world"),), ids)]).tokens
+    prompt = engine.plan([question]).tokens
+    assert plan[len(prompt) : len(prompt) + len(ids)] == list(ids)
+
+
+@pytest.mark.model
 def test_generated_ids_are_saved_with_the_answer_and_come_back_with_the_history(
     engine: LlamaCppEngine, tmp_path: Path
 ) -> None:
