@@ -1,7 +1,7 @@
 """Prompt tokens the tools' description costs: per built-in tool, the instructions, and in all.
 
 Gemma 3n has no tool tokens, so g3chat describes the tools in the system prompt, and every one of those
-tokens is evaluated before the first answer token (about 20 ms each for Gemma 3n E2B on a two-core
+tokens is evaluated before the first answer token (about 43 ms each for an E2B-shaped Q4_K_M on a two-core
 machine). This counts them with Gemma's tokenizer (the offline test model, Gemma 3 270M, has Gemma's
 262,144-token vocabulary; only its vocabulary is loaded) for two renderings of the same built-in tools:
 
@@ -12,7 +12,7 @@ machine). This counts them with Gemma's tokenizer (the offline test model, Gemma
 A tool's tokens are those of its line; "instructions" is the rest of the section (how to call, the layout
 and the ``tool_choice`` rule), so the rows add up to the total.
 
-    python bench/preamble.py [--model PATH] [--choice auto] [--ms-per-token 20]
+    python bench/preamble.py [--model PATH] [--choice auto] [--ms-per-token 43]
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from _models import MODEL_HELP, resolve_model
 
 from g3chat.core.tools.builtins import builtin_tools
 from g3chat.core.tools.confine import Roots
@@ -143,17 +145,13 @@ def measure(count: Any, choice: str) -> dict[str, dict[str, int]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="GGUF whose vocabulary counts (default: the test model)")
+    parser.add_argument("--model", default=None, help=MODEL_HELP + " (only its vocabulary is read)")
     parser.add_argument("--choice", default="auto", help="tool_choice whose rule ends the section")
     parser.add_argument(
-        "--ms-per-token", type=float, default=20.0, help="prompt evaluation cost for the time estimate"
+        "--ms-per-token", type=float, default=43.0, help="prompt evaluation cost for the time estimate"
     )
     args = parser.parse_args()
-    if args.model is None:
-        from g3chat.core.testmodel import ensure_test_model
-        from g3chat.paths import Paths
-
-        args.model = ensure_test_model(Paths.from_env().models_dir())
+    args.model = resolve_model(args.model)
     rows = measure(_tokenizer(args.model), args.choice)
     before, after = rows["before"], rows["after"]
     print(

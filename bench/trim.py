@@ -22,7 +22,8 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+
+from _models import MODEL_HELP, resolve_model
 
 from g3chat.core.context import answer_reserve, fit_to_context, trim_slack
 from g3chat.core.engine.llama import LlamaCppEngine
@@ -32,13 +33,6 @@ WORDS = [
     *("river", "lantern", "copper", "orchard", "signal", "harbour", "meadow", "engine", "violet", "thunder"),
     *("pocket", "ladder", "winter", "candle", "garden", "marble", "compass", "willow", "anchor", "basket"),
 ]
-
-
-def test_model() -> Path:
-    from g3chat.core.testmodel import ensure_test_model
-    from g3chat.paths import Paths
-
-    return ensure_test_model(Paths.from_env().models_dir())
 
 
 def fit_minimal(
@@ -97,13 +91,13 @@ def trims(rows: list[Row]) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--model", default=None, help=MODEL_HELP)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx", type=int, default=1024)
     parser.add_argument("--turns", type=int, default=40)
     parser.add_argument("--tokens", type=int, default=4)
     args = parser.parse_args()
-    model = args.model or test_model()
+    model = resolve_model(args.model)
     reserve = answer_reserve(args.ctx, args.tokens)
 
     engines = {
