@@ -58,13 +58,6 @@ FREE_TASKS = {
 }
 
 
-def test_model() -> Path:
-    from g3chat.core.testmodel import ensure_test_model
-    from g3chat.paths import Paths
-
-    return ensure_test_model(Paths.from_env().models_dir())
-
-
 def engine_run(eng: LlamaCppEngine, prompt: str, params: GenerationParams) -> tuple[float, str, int, int]:
     eng.llama.reset()
     usage = None

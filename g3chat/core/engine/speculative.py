@@ -9,11 +9,11 @@ one the sampler drew from the model's own distribution at that position.
 
 How long a draft to verify is decided by :class:`DraftPolicy` from the cost curve of the loaded model:
 on a GPU a batch of 8 tokens costs little more than one, and long drafts pay; on a few CPU cores a batch
-of 8 costs 4x one token for the 270M test model and 6x for Gemma 3n E2B (Q4_K_M, two cores), and only
-nearly certain copies pay. The engine measures the curve once per model and settings (a batch of 8 and a
-single token at the end of a prefill, see ``calibration_ratios``) and keeps it; the policy starts from it,
-times every decode, estimates how often drafted tokens are accepted, and drafts only when the expected
-tokens per second beat plain decoding.
+of 8 costs about 4x one token for the 270M test model and 5x for a Gemma 3n E2B-shaped Q4_K_M (two
+cores, measured by bench/speculative.py), and only nearly certain copies pay. The engine measures the
+curve once per model and settings (a batch of 8 and a single token at the end of a prefill, see
+``calibration_ratios``) and keeps it; the policy starts from it, times every decode, estimates how often
+drafted tokens are accepted, and drafts only when the expected tokens per second beat plain decoding.
 """
 
 from __future__ import annotations
