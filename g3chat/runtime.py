@@ -21,6 +21,7 @@ from g3chat.paths import Paths
 EngineFactory = Callable[[], "tuple[Engine, str | None]"]
 
 if TYPE_CHECKING:
+    from g3chat.core.models.ctxfit import ContextFit
     from g3chat.core.models.fit import EngineShape
     from g3chat.core.models.manager import ModelManager
     from g3chat.core.tools.setup import ToolSet
@@ -133,8 +134,30 @@ class Runtime:
             resolution.path, mmproj, self.settings.engine.mmproj, resolution.projector
         )
         resolution = replace(resolution, projector=projector)
-        engine = self.make_engine(resolution, n_ctx=n_ctx, threads=threads, verbose=verbose)
-        return engine, resolution.notice
+        fitted = self.fit_context(resolution, n_ctx)
+        notice = "; ".join(n for n in (resolution.notice, fitted.notice) if n) or None
+        engine = self.make_engine(resolution, n_ctx=fitted.n_ctx, threads=threads, verbose=verbose)
+        return engine, notice
+
+    def fit_context(self, resolved: ResolvedModel, n_ctx: int | None = None) -> ContextFit:
+        """The context to load ``resolved`` with, decided before llama.cpp allocates anything: ``n_ctx`` (from
+        ``--ctx``; refused with a one-line InputError when it does not fit memory), else the plan's or the
+        configured one (lowered to what fits, with a notice); never above the model's trained context."""
+        from g3chat.core.models.ctxfit import fit_context
+
+        explicit = n_ctx is not None
+        if n_ctx is None:
+            n_ctx = resolved.n_ctx if resolved.n_ctx is not None else self.settings.engine.n_ctx
+        projector = resolved.projector
+        projector_bytes = projector.stat().st_size if projector is not None and projector.is_file() else 0
+        return fit_context(
+            resolved.path,
+            self.engine_shape(n_ctx),
+            self.model_manager().hardware(),
+            explicit=explicit,
+            name=resolved.name,
+            projector=projector_bytes,
+        )
 
     def make_engine(
         self,

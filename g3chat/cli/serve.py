@@ -119,9 +119,10 @@ def run_serve(opts: ServeOptions) -> int:
     if not has_template:
         register_chat_format()
     engine = runtime.settings.engine
-    n_ctx = engine.n_ctx if opts.ctx is None else opts.ctx
-    if summary.context_length:
-        n_ctx = min(n_ctx or summary.context_length, summary.context_length)
+    fitted = runtime.fit_context(resolved, opts.ctx)
+    if fitted.notice:
+        sys.stderr.write(f"g3chat: {fitted.notice}\n")
+    n_ctx = fitted.n_ctx
     threads = opts.threads or engine.threads or default_threads()
     model_settings = ModelSettings(
         model=str(resolved.path),

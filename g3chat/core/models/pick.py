@@ -108,6 +108,22 @@ def _fits_gpu(e: Estimate, hw: Hardware) -> bool:
     return with_margin(e.gpu) <= gpu.free and _fits_host(e, hw)
 
 
+def place(
+    facts: ArchFacts, weights: Weights, hw: Hardware, shape: EngineShape, *, projector: int = 0
+) -> tuple[Verdict, Estimate, int]:
+    """The best placement at ``shape``'s context: (verdict, its estimate, GPU layers: 0 CPU, -1 all)."""
+    if hw.best_gpu is not None:
+        full = estimate(facts, weights, shape, n_gpu_layers=-1, projector=projector)
+        if _fits_gpu(full, hw):
+            return Verdict.FULL_GPU, full, -1
+        for layers in range(facts.n_layer, 0, -1):
+            partial = estimate(facts, weights, shape, n_gpu_layers=layers, projector=projector)
+            if _fits_gpu(partial, hw):
+                return Verdict.PARTIAL_GPU, partial, layers
+    cpu = estimate(facts, weights, shape, n_gpu_layers=0, projector=projector)
+    return (Verdict.CPU if _fits_host(cpu, hw) else Verdict.WONT_FIT), cpu, 0
+
+
 def plan_variant(
     variant: Variant,
     facts: ArchFacts,
@@ -119,18 +135,8 @@ def plan_variant(
     installed: bool = False,
 ) -> Plan:
     """The best way to run ``variant`` (whose architecture is ``facts``) here at ``shape``'s context."""
-    n_ctx = effective_ctx(facts, shape.n_ctx)
-    if hw.best_gpu is not None:
-        full = estimate(facts, weights, shape, n_gpu_layers=-1, projector=projector)
-        if _fits_gpu(full, hw):
-            return Plan(variant, Verdict.FULL_GPU, full, n_ctx, -1, installed)
-        for layers in range(facts.n_layer, 0, -1):
-            partial = estimate(facts, weights, shape, n_gpu_layers=layers, projector=projector)
-            if _fits_gpu(partial, hw):
-                return Plan(variant, Verdict.PARTIAL_GPU, partial, n_ctx, layers, installed)
-    cpu = estimate(facts, weights, shape, n_gpu_layers=0, projector=projector)
-    verdict = Verdict.CPU if _fits_host(cpu, hw) else Verdict.WONT_FIT
-    return Plan(variant, verdict, cpu, n_ctx, 0, installed)
+    verdict, chosen, layers = place(facts, weights, hw, shape, projector=projector)
+    return Plan(variant, verdict, chosen, effective_ctx(facts, shape.n_ctx), layers, installed)
 
 
 @dataclass(frozen=True)
