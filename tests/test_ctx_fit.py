@@ -145,3 +145,18 @@ def test_engine_shape_fields_reach_the_estimate(long_model: Path) -> None:
     on = fit_context(long_model, EngineShape(HUGE, flash_attn=True), hw, explicit=False).n_ctx
     off = fit_context(long_model, replace(EngineShape(HUGE), flash_attn=False), hw, explicit=False).n_ctx
     assert off < on
+
+
+def test_the_chat_ui_factory_checks_flag_and_config(
+    long_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chat UI builds its engine with Runtime.engine_factory: `g3chat --ctx` is refused there before
+    loading, and a configured engine.n_ctx is lowered with the notice the UI shows."""
+    from g3chat.runtime import Runtime
+
+    with pytest.raises(InputError, match="the largest context that fits is"):
+        Runtime.from_env().engine_factory(model=str(long_model), n_ctx=HUGE)()
+    monkeypatch.setenv("G3CHAT_ENGINE__N_CTX", str(HUGE))
+    engine, notice = Runtime.from_env().engine_factory(model=str(long_model))()
+    assert notice is not None and "fits this machine only with a" in notice
+    assert 100_000 < engine.n_ctx_requested < HUGE  # type: ignore[attr-defined]
