@@ -93,3 +93,44 @@ def test_version_and_help() -> None:
     help_text = run_cli("--help").stdout
     for command in ("ask", "chats", "config"):
         assert command in help_text
+
+
+def _on_a_terminal(*args: str) -> bytes:
+    """What `python -m g3chat ARGS` writes when its stdout is a real pseudo-terminal (rich's rendering)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "g3chat", *args], stdout=follower, stderr=follower, cwd=REPO, env=env
+    )
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0, out
+    return out
+
+
+def test_show_ends_with_a_newline_piped_and_on_a_terminal(history: Store) -> None:
+    for body in ["```\nunclosed fence", "| a | b |\n|---|---|\n| 1 | 2 |"]:
+        c = history.create_conversation("Ends")
+        history.add_message(c.id, "user", "x")
+        history.add_message(c.id, "assistant", body)
+        for plain in ([], ["--plain"]):
+            piped = run_cli("chats", "show", str(c.id), *plain)
+            assert piped.returncode == 0 and piped.stdout.endswith("\n") and not piped.stdout.endswith("\n\n")
+            shown = _on_a_terminal("chats", "show", str(c.id), *plain)
+            assert shown.endswith(b"\n"), shown[-40:]
