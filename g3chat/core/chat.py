@@ -1,8 +1,9 @@
 """One chat turn against a stored conversation: the part `ask` and the TUI share.
 
-The user's message is committed before generation starts; the answer is committed when the stream ends
-for any reason (finished, cancelled, failed, or abandoned by the consumer), marked complete, partial or
-error, so nothing the user saw is ever lost.
+The user's message is committed before generation starts. The answer is saved while it streams (its first
+token inserts it, then a checkpoint at most every 32 tokens or second: g3chat.core.checkpoint), so even a
+killed process keeps what the user read, and finally when the stream ends for any reason (finished,
+cancelled, failed, or abandoned by the consumer), marked complete, partial or error.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
+from g3chat.core.checkpoint import EVERY_SECONDS, EVERY_TOKENS, Checkpointer
 from g3chat.core.engine.base import Engine
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store, StoredMessage
-from g3chat.core.types import EngineEvent, GenerationParams, Message, Part, TurnResult
+from g3chat.core.types import EngineEvent, GenerationParams, Message, Part, TextDelta, TurnResult
 
 TITLE_LENGTH = 60
 PARAM_NAMES = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "max_tokens")
@@ -60,6 +62,7 @@ class Turn:
         model_name: str | None = None,
         parts: Callable[[TurnResult], Sequence[Part]] | None = None,
         meta: dict[str, Any] | None = None,
+        checkpoint_every: tuple[int, float] = (EVERY_TOKENS, EVERY_SECONDS),
     ) -> None:
         self.engine = engine
         self.messages = list(messages)
@@ -72,11 +75,15 @@ class Turn:
         self.meta = meta or {}
         self.result = TurnResult()
         self.saved: StoredMessage | None = None
+        self.checkpoint_every = checkpoint_every  # (tokens, seconds): a checkpoint after either
+        self._checkpoints: Checkpointer | None = None
 
     def __iter__(self) -> Iterator[EngineEvent]:
         try:
             for event in self.engine.stream_chat(self.messages, self.params, self.cancel):
                 self.result.feed(event)
+                if isinstance(event, TextDelta):
+                    self._checkpoint()
                 yield event
         except G3ChatError as exc:
             self.result.finish_reason = "error"
@@ -84,6 +91,24 @@ class Turn:
             raise
         finally:
             self._save()
+
+    def _checkpoint(self) -> None:
+        """Save the answer so far when a checkpoint is due (the first token inserts its row)."""
+        if self.store is None or self.conversation_id is None:
+            return
+        if self._checkpoints is None:
+            tokens, seconds = self.checkpoint_every
+            self._checkpoints = Checkpointer(
+                self.store,
+                self.conversation_id,
+                model=self.model_name,
+                meta=self.meta,
+                every_tokens=tokens,
+                every_seconds=seconds,
+            )
+            self._checkpoints.begin(self.result.text)
+        else:
+            self._checkpoints.tick(self.result.text)
 
     def _save(self) -> None:
         if self.store is None or self.conversation_id is None or self.saved is not None:
@@ -97,14 +122,17 @@ class Turn:
             }
             if result.usage.completion_ids:
                 meta["token_ids"] = list(result.usage.completion_ids)  # see Message.tokens
-        self.saved = self.store.add_message(
-            self.conversation_id,
-            "assistant",
-            list(self.parts(result)) if self.parts is not None else result.text,
-            model=self.model_name,
-            status=answer_status(result),
-            prompt_tokens=result.usage.prompt_tokens if result.usage else None,
-            completion_tokens=result.usage.completion_tokens if result.usage else None,
-            error=result.error,
-            meta=meta,
-        )
+        parts = list(self.parts(result)) if self.parts is not None else result.text
+        fields = {
+            "status": answer_status(result),
+            "prompt_tokens": result.usage.prompt_tokens if result.usage else None,
+            "completion_tokens": result.usage.completion_tokens if result.usage else None,
+            "error": result.error,
+            "meta": meta,
+        }
+        if self._checkpoints is not None and self._checkpoints.message_id is not None:
+            self.saved = self.store.update_message(self._checkpoints.message_id, parts=parts, **fields)
+        else:
+            self.saved = self.store.add_message(
+                self.conversation_id, "assistant", parts, model=self.model_name, **fields
+            )

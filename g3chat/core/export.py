@@ -23,8 +23,9 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
         title = _ROLE_TITLES.get(message.role, message.role)
         if message.parts and all(isinstance(p, ToolResultPart) for p in message.parts):
             title = "Tool results"
-        if message.status != "complete":
-            title += f" ({message.status})"
+        status = message.shown_status
+        if status != "complete":
+            title += f" ({status})"
         lines += [f"## {title}", ""]
         for part in message.parts:
             if isinstance(part, TextPart):
@@ -61,7 +62,7 @@ def to_json(conversation: Conversation, messages: list[StoredMessage]) -> dict[s
                 "content": parts_to_json(m.parts),
                 "model": m.model,
                 "created_at": m.created_at,
-                "status": m.status,
+                "status": m.shown_status,  # complete, partial, error, streaming or interrupted
                 "prompt_tokens": m.prompt_tokens,
                 "completion_tokens": m.completion_tokens,
                 "error": m.error,

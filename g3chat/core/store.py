@@ -62,6 +62,17 @@ class StoredMessage:
     def text(self) -> str:
         return "".join(p.text for p in self.parts if isinstance(p, TextPart))
 
+    @property
+    def shown_status(self) -> str:
+        """``status``, except for an answer still marked as being written (see g3chat.core.checkpoint):
+        ``streaming`` while its writer runs, ``interrupted`` once that process is gone."""
+        writer = self.meta.get("writer")
+        if not isinstance(writer, dict):
+            return self.status
+        from g3chat.core.checkpoint import writer_alive
+
+        return "streaming" if writer_alive(writer) else "interrupted"
+
     def to_message(self) -> Message:
         ids = self.meta.get("token_ids") if self.role == "assistant" else None
         if isinstance(ids, list) and ids and all(type(t) is int for t in ids):
@@ -366,7 +377,9 @@ class Store:
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
         error: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> StoredMessage:
+        """Change a message in place; ``meta`` replaces the whole meta."""
         changes: dict[str, Any] = {}
         if parts is not None:
             if isinstance(parts, str):
@@ -381,11 +394,22 @@ class Store:
                 changes[name] = value
         if error is not None:
             changes["error"] = error
+        if meta is not None:
+            changes["meta"] = json.dumps(meta)
         if changes:
             assignments = ", ".join(f"{name} = ?" for name in changes)
             with self._tx() as db:
                 db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*changes.values(), message_id))
         return self.get_message(message_id)
+
+    def checkpoint_message(self, message_id: int, text: str, completion_tokens: int) -> None:
+        """Rewrite a streaming answer's text: one small transaction (see g3chat.core.checkpoint)."""
+        content = json.dumps(parts_to_json((TextPart(text),)), ensure_ascii=False)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE messages SET content = ?, completion_tokens = ? WHERE id = ?",
+                (content, completion_tokens, message_id),
+            )
 
     def path_to(self, message_id: int | None) -> list[StoredMessage]:
         """Messages from the root down to ``message_id`` (one branch of the tree)."""
@@ -421,8 +445,9 @@ class Store:
         if conversation.system_prompt.strip():
             out.append(Message.text_message("system", conversation.system_prompt))
         for m in self.path_to(conversation.current_leaf):
-            if m.status == "error" and not m.text.strip():
-                continue  # a failed turn that said nothing: an empty answer would teach the model silence
+            said_nothing = not m.text.strip() and all(isinstance(p, TextPart) for p in m.parts)
+            if m.status != "complete" and said_nothing:
+                continue  # a failed or cut-off turn that said nothing: an empty answer would teach silence
             out.append(m.to_message())
         return out
 

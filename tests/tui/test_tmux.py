@@ -77,7 +77,9 @@ def test_chat_in_a_real_terminal(tmux: Tmux, test_model_path: Path, g3chat_home:
             if conversation is None:
                 return None
             path = store.messages(conversation.id)
-            return path[-1].text if len(path) == 2 else None
+            # The answer's row exists from its first token on (a checkpoint); wait for the final save.
+            done = len(path) == 2 and path[-1].shown_status == "complete"
+            return path[-1].text if done else None
 
     deadline = time.monotonic() + 120
     while answered() is None and time.monotonic() < deadline:

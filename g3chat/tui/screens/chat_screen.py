@@ -97,7 +97,7 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
             message.role,
             message.text,
             message_id=message.id,
-            status=message.status,
+            status=message.shown_status,
             label=self._label(message),
             branch=branch,
             error=message.error,

@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
     from g3chat.core.types import AttachmentPart
 
-STATUS_NOTES = {"partial": "stopped · partial", "error": "failed"}
+STATUS_NOTES = {
+    "partial": "stopped · partial",
+    "error": "failed",
+    "interrupted": "interrupted · saved up to here",  # its process was killed while it streamed
+    "streaming": "still being written elsewhere",
+}
 
 
 class MessageView(Vertical, can_focus=True):
@@ -34,7 +39,7 @@ class MessageView(Vertical, can_focus=True):
     MessageView:focus { background: $primary 12%; }
     MessageView.-hit { border-left: wide $accent; }
     MessageView > .meta { height: 1; color: $text-muted; }
-    MessageView.-partial > .meta { color: $warning; }
+    MessageView.-partial > .meta, MessageView.-interrupted > .meta { color: $warning; }
     MessageView.-error > .meta { color: $error; }
     MessageView > .error-line { color: $error; }
     MessageView > Markdown { margin: 0; padding: 0; background: transparent; }
@@ -75,7 +80,7 @@ class MessageView(Vertical, can_focus=True):
         self.attachments = list(attachments)
         self.blocks: list[Widget] = []  # shown under the text: the tool calls this answer made
         self._stream: MarkdownStream | None = None
-        self.set_class(status in ("partial", "error"), f"-{status}")
+        self.set_class(status in ("partial", "error", "interrupted"), f"-{status}")
 
     def compose(self) -> ComposeResult:
         from textual.widgets import Markdown  # Markdown pulls in markdown-it and Pygments: not at start-up
@@ -113,7 +118,7 @@ class MessageView(Vertical, can_focus=True):
     def set_status(self, status: str, error: str | None = None) -> None:
         self.status = status
         self.error = error
-        for name in ("partial", "error"):
+        for name in ("partial", "error", "interrupted"):
             self.set_class(status == name, f"-{name}")
         lines = list(self.query_children(".error-line").results(Static))
         for line in lines:
