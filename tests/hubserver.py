@@ -10,8 +10,9 @@
 - ``GET /cdn/{sha256}``: the bytes, with ``Content-Length``, ``ETag`` and ``Range`` (206 + Content-Range).
 
 Knobs for failure tests: ``drop_after[sha] = n`` closes the connection once after sending n bytes of a
-response body; ``corrupt.add(sha)`` flips one byte in what is served; ``offline = True`` answers 503 to
-everything; ``throttle_s`` slows the transfer down.
+response body; ``hold_at[sha] = n`` sends no byte at or past offset n of the file until ``release`` is
+set (the connection stays open; a resumed request waits too); ``corrupt.add(sha)`` flips one byte in what
+is served; ``offline = True`` answers 503 to everything; ``throttle_s`` slows the transfer down.
 Counters: ``sent[sha]`` bytes of body sent, ``requests`` (method, path, Range, Authorization present).
 Run as a script to serve files by hand: ``python -m tests.hubserver REPO FILE...``.
 """
@@ -60,6 +61,8 @@ class HubState:
     files: list[HubFile]
     commit: str = COMMIT
     drop_after: dict[str, int] = field(default_factory=dict)
+    hold_at: dict[str, int] = field(default_factory=dict)
+    release: threading.Event = field(default_factory=threading.Event)
     corrupt: set[str] = field(default_factory=set)
     offline: bool = False
     throttle_s: float = 0.0  # pause after every 256 KiB sent (to make a download slow enough to interrupt)
@@ -221,11 +224,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         with state.lock:
             drop = state.drop_after.pop(sha, None)
+            hold = state.hold_at.get(sha)
         budget = length if drop is None else min(length, drop)
         if sha in state.corrupt:
             self._send_corrupt(found, start, budget)
         else:
-            self._sendfile(found, start, budget)
+            self._sendfile(found, start, budget, hold)
         if budget < length:  # simulate a dropped connection: close without the rest of the body
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -235,17 +239,21 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.state.lock:
             self.server.state.sent[sha] += n
 
-    def _sendfile(self, found: HubFile, start: int, count: int) -> None:
+    def _sendfile(self, found: HubFile, start: int, count: int, hold: int | None = None) -> None:
         out = self.connection.fileno()
         throttle = self.server.state.throttle_s
         chunk = 256 << 10 if throttle else _CHUNK
         with found.path.open("rb") as fh:
             offset, left = start, count
             while left > 0:
+                if hold is not None and offset >= hold:
+                    self.server.state.release.wait(300)  # held back: the client sees a stalled socket
+                    hold = None
                 if throttle:
                     time.sleep(throttle)
+                step = min(left, chunk, hold - offset) if hold is not None else min(left, chunk)
                 try:
-                    n = os.sendfile(out, fh.fileno(), offset, min(left, chunk))
+                    n = os.sendfile(out, fh.fileno(), offset, step)
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
                     return

@@ -40,14 +40,17 @@ def hub(test_model_path: Path) -> Iterator[HubServer]:
 
 
 @pytest.fixture
-def env(hub: HubServer) -> dict[str, str]:
+def env(hub: HubServer) -> Iterator[dict[str, str]]:
     hub.state.drop_after.clear()
+    hub.state.hold_at.clear()
+    hub.state.release.clear()
     hub.state.throttle_s = 0.0
-    return {
+    yield {
         "HF_ENDPOINT": hub.endpoint,
         "G3CHAT_ENGINE__THREADS": str(TEST_THREADS),
         "G3CHAT_ENGINE__N_CTX": str(TEST_CTX),
     }
+    hub.state.release.set()  # a body held back for a client that is gone
 
 
 def config_text(home: Path) -> str:
@@ -223,31 +226,63 @@ def test_pull_auto_downloads_verifies_activates_and_survives_a_dropped_connectio
     assert "model =" not in config_text(g3chat_home) and not listed(env)[chosen]["installed"]
 
 
-def test_ctrl_c_during_pull_leaves_a_resumable_partial(
-    env: dict[str, str], hub: HubServer, tmp_path: Path
-) -> None:
-    variant = load_catalog().get("e2b-q4_k_m")
-    sha, size = hub.state.files[0].sha256, hub.state.files[0].size
-    hub.state.throttle_s = 0.02  # about 12 MiB/s
-    partial = RepoCache.of(tmp_path / "hf" / "hub", variant.repo).partial(sha)
+# ``python -c _LAUNCH SIG_DFL|SIG_IGN ARGS...`` runs ``g3chat ARGS`` with SIGINT at its default, as from a
+# terminal, or ignored, as a script's or CI runner's background job (``cmd &``) starts it.
+_LAUNCH = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1])); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'g3chat', *sys.argv[2:]])"
+)
+HOLD_AT = 64 << 20  # the server holds the body back here: a late Ctrl+C cannot lose the race to the end
+
+
+def ctrl_c_during_pull(env: dict[str, str], hub: HubServer, partial: Path, name: str, sigint: str) -> str:
+    """Start ``models pull NAME``, send SIGINT once 3 MB are on disk; the pull must exit 130: its stderr."""
+    hub.state.throttle_s = 0.02  # about 12 MiB/s: the Ctrl+C lands while bytes are arriving
+    hub.state.hold_at[hub.state.files[0].sha256] = HOLD_AT
     proc = subprocess.Popen(
-        [sys.executable, "-m", "g3chat", "models", "pull", variant.name],
+        [sys.executable, "-c", _LAUNCH, sigint, "models", "pull", name],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         env={**os.environ, **env},
         cwd=REPO,
     )
-    deadline = time.monotonic() + 60
-    while (not partial.exists() or partial.stat().st_size < 3_000_000) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()
-    assert b"interrupted" in err and b"run the same command to resume" in err and b"Traceback" not in err
+    try:
+        deadline = time.monotonic() + 60
+        while (not partial.exists() or partial.stat().st_size < 3_000_000) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        try:
+            _out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"Ctrl+C was lost: still pulling 60 s later\n{proc.communicate()[1].decode()}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        hub.state.hold_at.clear()
+        hub.state.release.set()
+    text = err.decode()
+    assert proc.returncode == 130, text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("g3chat: interrupted:") and last.endswith("kept; run the same command to resume")
+    assert "Traceback" not in text
+    return text
+
+
+def test_ctrl_c_during_pull_leaves_a_resumable_partial(
+    env: dict[str, str], hub: HubServer, tmp_path: Path
+) -> None:
+    variant = load_catalog().get("e2b-q4_k_m")
+    sha, size = hub.state.files[0].sha256, hub.state.files[0].size
+    cache = RepoCache.of(tmp_path / "hf" / "hub", variant.repo)
+    partial = cache.partial(sha)
+    ctrl_c_during_pull(env, hub, partial, variant.name, "SIG_DFL")
     kept = partial.stat().st_size
-    assert 3_000_000 <= kept < size
-    assert RepoCache.of(tmp_path / "hf" / "hub", variant.repo).find(variant.file) is None
+    assert 3_000_000 <= kept <= HOLD_AT < size
+    assert cache.find(variant.file) is None and not cache.blob(sha).exists()
     hub.state.throttle_s = 0.0
     before = hub.sent(sha)
     again = run_cli("models", "pull", variant.name, env=env, timeout=300)
@@ -255,6 +290,18 @@ def test_ctrl_c_during_pull_leaves_a_resumable_partial(
     assert "resuming at" in again.stderr
     assert hub.sent(sha) - before == size - kept  # nothing fetched twice
     assert not partial.exists()
+
+
+def test_ctrl_c_stops_a_pull_started_with_sigint_ignored(
+    env: dict[str, str], hub: HubServer, tmp_path: Path
+) -> None:
+    """A background job of a script inherits SIGINT ignored; a Ctrl+C (``kill -INT``) must still stop it."""
+    variant = load_catalog().get("e2b-q4_k_m")
+    cache = RepoCache.of(tmp_path / "hf" / "hub", variant.repo)
+    partial = cache.partial(hub.state.files[0].sha256)
+    ctrl_c_during_pull(env, hub, partial, variant.name, "SIG_IGN")
+    assert 3_000_000 <= partial.stat().st_size <= HOLD_AT
+    assert cache.find(variant.file) is None
 
 
 def test_no_model_installed_offers_to_pull(env: dict[str, str], g3chat_home: Path) -> None:

@@ -139,6 +139,43 @@ def test_interrupted_download_keeps_its_partial_and_resumes_later(hub: HubServer
     assert events[0].phase == "checking"  # the kept bytes were hashed, not fetched again
 
 
+@pytest.mark.parametrize("moment", ["checking", "downloading", "done"])
+def test_ctrl_c_at_any_moment_of_a_download_is_one_clean_interruption(
+    hub: HubServer, tmp_path: Path, moment: str
+) -> None:
+    """Ctrl+C while the kept bytes are hashed, before the first new byte, or as the finished file is put in
+    place (the download ended between the Ctrl+C and its handler): DownloadInterrupted (exit 130, one line
+    saying what is on disk), the kept bytes intact, and the next run fetches only what is missing."""
+    cfg = config(hub, tmp_path)
+    remote = repo_listing(cfg, REPO)["tiny-Q4_K_M.gguf"]
+    cache = RepoCache.of(cfg.cache_dir, REPO)
+    partial = cache.partial(remote.sha256)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(the_file(hub).path.read_bytes()[:2_000_000])
+
+    def ctrl_c(event: Progress) -> None:
+        if event.phase == moment:
+            raise KeyboardInterrupt
+
+    caught: BaseException | None = None
+    try:
+        download(cfg, remote, stamps(tmp_path), progress=ctrl_c)
+    except BaseException as exc:  # a bare KeyboardInterrupt must not stop pytest itself
+        caught = exc
+    assert isinstance(caught, DownloadInterrupted), repr(caught)
+    assert caught.exit_code == 130 and len(str(caught).splitlines()) == 1
+    if moment == "done":
+        assert "run the same command to finish" in str(caught) and not partial.exists()
+        assert cache.blob(remote.sha256).read_bytes() == the_file(hub).path.read_bytes()
+    else:
+        assert str(caught).startswith("interrupted: 2 of 6 MiB of tiny-Q4_K_M.gguf kept")
+        assert partial.stat().st_size == 2_000_000 and not cache.blob(remote.sha256).exists()
+    before = hub.sent(remote.sha256)
+    path = download(cfg, remote, stamps(tmp_path))
+    assert path.read_bytes() == the_file(hub).path.read_bytes()
+    assert hub.sent(remote.sha256) - before == (0 if moment == "done" else SIZE - 2_000_000)
+
+
 def test_corrupted_bytes_are_rejected_and_never_used(hub: HubServer, tmp_path: Path) -> None:
     cfg = config(hub, tmp_path)
     remote = repo_listing(cfg, REPO)["tiny-Q4_K_M.gguf"]

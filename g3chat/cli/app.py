@@ -332,14 +332,17 @@ def models_pull(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Download a variant into the Hugging Face cache, verified (resumes an interrupted download)."""
-    if audio:
-        from g3chat.cli.pull_audio import pull_audio
+    from g3chat.cli.interrupt import ctrl_c_interrupts
 
-        pull_audio(variant)
-        return
-    from g3chat.cli import pull
+    with ctrl_c_interrupts():
+        if audio:
+            from g3chat.cli.pull_audio import pull_audio
 
-    pull.pull(variant, mmproj, yes)
+            pull_audio(variant)
+            return
+        from g3chat.cli import pull
+
+        pull.pull(variant, mmproj, yes)
 
 
 @models_app.command("rm")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from g3chat.cli.interrupt import ctrl_c_interrupts
 from g3chat.cli.progress import is_terminal, reporter
 from g3chat.config import write_setting
 from g3chat.core.errors import InputError
@@ -41,9 +42,11 @@ def pick_auto(runtime: Runtime, manager: ModelManager) -> Variant:
 
 
 def download_variant(manager: ModelManager, variant: Variant, *, projector: bool) -> PullResult:
+    """Also the start-up pull of ``ask --yes``: Ctrl+C stops it (partial kept) however g3chat was started."""
     progress = reporter()
     try:
-        return manager.pull(variant, projector=projector, progress=progress)
+        with ctrl_c_interrupts():
+            return manager.pull(variant, projector=projector, progress=progress)
     finally:
         progress.close()
 

@@ -9,6 +9,12 @@ class G3ChatError(Exception):
     exit_code = 1
 
 
+class Interrupted(G3ChatError):
+    """Ctrl+C: the work stopped cleanly (what is kept, the message says). Exit code 130, as for SIGINT."""
+
+    exit_code = 130
+
+
 class InputError(G3ChatError):
     """Bad input from the user: a missing file, a bad flag value, a malformed config. Exit code 2."""
 

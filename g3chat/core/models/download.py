@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from g3chat.core.errors import G3ChatError
+from g3chat.core.errors import G3ChatError, Interrupted
 from g3chat.core.models.hubcache import SHA256, HubConfig, IntegrityError, RepoCache, VerifiedStamps
 
 MiB = 1 << 20
@@ -54,10 +54,8 @@ class DiskFullError(DownloadError):
     """Not enough free disk for the download."""
 
 
-class DownloadInterrupted(G3ChatError):
+class DownloadInterrupted(Interrupted):
     """Ctrl+C during a download: the partial file is kept. Exit code 130."""
-
-    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -153,13 +151,43 @@ def download(
     progress: ProgressCallback | None = None,
     disk_free: Callable[[Path], int] = _free_disk,
 ) -> Path:
-    """Fetch ``remote`` into the cache (or reuse it there), verified; return the snapshot path."""
-    report = progress or (lambda p: None)
+    """Fetch ``remote`` into the cache (or reuse it there), verified; return the snapshot path.
+
+    A Ctrl+C at any moment — hashing a kept partial, asking the Hub, receiving, or after the last byte when
+    the file is being put in place — is one :class:`DownloadInterrupted` saying what is on disk.
+    """
     cache = RepoCache.of(hub.cache_dir, remote.repo)
     if not SHA256.match(remote.sha256):
         raise DownloadError(
             f"{remote.repo}/{remote.filename}: the Hub publishes no sha256 for it; not downloading"
         )
+    try:
+        return _download(hub, remote, stamps, cache, progress or (lambda p: None), disk_free)
+    except KeyboardInterrupt:
+        raise _interrupted(remote, cache) from None
+
+
+def _interrupted(remote: RemoteFile, cache: RepoCache) -> DownloadInterrupted:
+    blob = cache.blob(remote.sha256)
+    if blob.exists() and blob.stat().st_size == remote.size:
+        return DownloadInterrupted(
+            f"interrupted: {remote.filename} is complete in the cache; run the same command to finish"
+        )
+    kept = cache.partial_size(remote.sha256)
+    return DownloadInterrupted(
+        f"interrupted: {kept / MiB:,.0f} of {remote.size / MiB:,.0f} MiB of {remote.filename} kept; "
+        "run the same command to resume"
+    )
+
+
+def _download(
+    hub: HubConfig,
+    remote: RemoteFile,
+    stamps: VerifiedStamps,
+    cache: RepoCache,
+    report: ProgressCallback,
+    disk_free: Callable[[Path], int],
+) -> Path:
     blob = cache.blob(remote.sha256)
     if blob.exists() and blob.stat().st_size == remote.size:
         pointer = cache.link(remote.commit, remote.filename, remote.sha256)
@@ -220,15 +248,7 @@ def _fetch(
     url, headers = _location(hub, remote)
     report(Progress(remote.filename, "downloading", have, remote.size, have))
     with partial.open("ab") as raw:
-        try:
-            digest = _transfer(url, headers, remote, raw, have, digest, report)
-        except KeyboardInterrupt:
-            raw.flush()
-            kept = raw.tell()
-            raise DownloadInterrupted(
-                f"interrupted: {kept / MiB:,.0f} of {remote.size / MiB:,.0f} MiB of {remote.filename} kept; "
-                "run the same command to resume"
-            ) from None
+        digest = _transfer(url, headers, remote, raw, have, digest, report)
     actual = digest.hexdigest()
     if actual != remote.sha256:
         partial.unlink(missing_ok=True)
