@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from g3chat.core.audio.install import safetensors_header
 from g3chat.core.audio.weights import bf16_to_f32, load_audio_weights
 from g3chat.core.engine.llama import LlamaCppEngine
 from g3chat.core.media.audio import audio_part, wav_bytes
@@ -17,6 +18,7 @@ from g3chat.core.media.store import MediaStore
 from g3chat.core.types import user
 from tests.conftest import run_cli
 from tests.fixtures.audio_synth import SMALL, random_weights, safetensors_bytes, to_bf16_bits
+from tests.fixtures.gguf_edit import with_metadata
 from tests.fixtures.tiny_gemma3n_chat import tiny_chat_model
 from tests.fixtures.tiny_gemma3n_reference import speech_clip
 from tests.hubserver import HubFile, HubServer
@@ -32,7 +34,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("audio-cli")
     speech = base / "speech.wav"
     speech.write_bytes(wav_bytes(speech_clip()))
-    return {"model": tiny_chat_model(base / "tiny-gemma3n-chat.gguf"), "speech": speech, "base": base}
+    model = tiny_chat_model(base / "tiny-gemma3n-chat.gguf")
+    # the names llama.cpp's converter gives google/gemma-3n-E4B-it (the tiny model has 5 layers, not 35)
+    names = {"general.basename": "gemma", "general.finetune": "3n-E4B-it"}
+    e4b = with_metadata(model, base / "tiny-e4b.gguf", names)
+    return {"model": model, "e4b": e4b, "speech": speech, "base": base}
 
 
 @pytest.fixture
@@ -189,6 +195,24 @@ def test_models_pull_audio_fetches_checks_and_installs(
     rc, payload, stderr = ask_json("--audio", str(files["speech"]), env=env)
     assert rc == 0, stderr
     assert payload["usage"]["prompt_eval_tokens"] > 189
+    # they record where they came from; an E4B model (the same width as E2B) refuses them
+    recorded = safetensors_header(dest)[0]["__metadata__"]
+    assert recorded["source"] == f"{REPO}@main" and recorded["model_size"] == "e2b"
+    rc, _, stderr = ask_json("--audio", str(files["speech"]), env={**env, "G3CHAT_MODEL": str(files["e4b"])})
+    assert rc == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "gemma-3n-E2B-it-audio.safetensors (E2B); this model is E4B" in stderr
+    assert "(run 'g3chat models pull --audio e4b')" in stderr
+
+
+def test_models_pull_audio_for_an_e4b_file_asks_for_e4b_weights(
+    hub: tuple[HubServer, dict[str, np.ndarray], int], files: dict[str, Path], g3chat_home: Path
+) -> None:
+    server, _, _ = hub
+    proc = run_cli("models", "pull", "--audio", env={
+        "HF_ENDPOINT": server.endpoint, "G3CHAT_MODEL": str(files["e4b"])
+    })  # fmt: skip
+    assert "google/gemma-3n-E4B-it" in proc.stderr and proc.returncode != 0  # the local Hub has only E2B
+    assert not any(path.startswith(f"/{REPO}/") for _, path, _, _ in server.state.requests)
 
 
 def test_models_pull_audio_refuses_an_incomplete_tower(tmp_path: Path, g3chat_home: Path) -> None:

@@ -27,6 +27,7 @@ from g3chat.core.media.audio import audio_part, read_wav
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart, GenerationParams, Message, assistant, collect, user
 from tests.fixtures.audio_synth import SMALL, random_weights, safetensors_bytes, tone_mix
+from tests.fixtures.gguf_edit import with_metadata
 from tests.fixtures.tiny_gemma3n_chat import tiny_chat_model
 from tests.fixtures.tiny_gemma3n_reference import speech_clip
 
@@ -265,5 +266,37 @@ def test_incomplete_weights_are_passed_over(tiny_path: Path, speech: AttachmentP
         problem = engine.media_problem(speech)
         assert problem is not None and "cannot be used" in problem.reason and "conv_0.norm" in problem.reason
         assert "g3chat models pull --audio" in problem.fix
+    finally:
+        engine.close()
+
+
+def test_an_e4b_model_refuses_e2b_weights_of_the_same_width(
+    tiny_path: Path, speech: AttachmentPart, tmp_path: Path
+) -> None:
+    """E2B and E4B share a width (2048): what the weights record about their source tells them apart."""
+    e4b = with_metadata(
+        tiny_path, tmp_path / "e4b.gguf", {"general.basename": "gemma", "general.finetune": "3n-E4B-it"}
+    )
+    tensors = {f"model.{k}": v for k, v in random_weights(SMALL, 1).items()}
+    e2b_weights = tmp_path / "gemma-3n-E2B-it-audio.safetensors"  # as installed before provenance: the name
+    e2b_weights.write_bytes(safetensors_bytes(tensors))
+    e4b_weights = tmp_path / "e4b-audio.safetensors"
+    e4b_weights.write_bytes(safetensors_bytes(tensors, metadata={"source": "google/gemma-3n-E4B-it@main"}))
+    engine = make_engine(e4b, [e2b_weights])
+    try:
+        problem = engine.media_problem(speech)
+        assert problem is not None and engine._media_item(speech) is None
+        assert "gemma-3n-E2B-it-audio.safetensors (E2B)" in problem.reason and "E4B" in problem.reason
+        assert problem.fix == "run 'g3chat models pull --audio e4b'" and "\n" not in problem.reason
+    finally:
+        engine.close()
+    engine = make_engine(e4b, [e2b_weights, e4b_weights])
+    try:
+        assert engine.media_problem(speech) is None and engine._hearing.path == e4b_weights  # type: ignore[union-attr]
+    finally:
+        engine.close()
+    engine = make_engine(tiny_path, [e2b_weights])  # a model that does not say its size: by width
+    try:
+        assert engine.media_problem(speech) is None
     finally:
         engine.close()

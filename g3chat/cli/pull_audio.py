@@ -9,6 +9,7 @@ then checked and installed atomically under the models folder (see :mod:`g3chat.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from g3chat.core.audio.install import AUDIO_REPOS, installed_path, pull_audio_weights, verify_safetensors
 from g3chat.core.errors import InputError
@@ -22,19 +23,37 @@ def _say(text: str) -> None:
 
 
 def audio_repo(runtime: Runtime, name: str) -> str:
-    """The checkpoint whose audio tower fits ``name`` (a variant or e2b/e4b; auto: the configured model)."""
+    """The checkpoint whose audio tower fits ``name`` (a variant or e2b/e4b; auto: the configured model, a
+    variant or a GGUF file whose header says its size, else E2B)."""
     key = name.strip().lower()
     if key in AUDIO_REPOS:
         return AUDIO_REPOS[key]
     catalog = runtime.model_manager().catalog
     if key in ("", "auto"):
-        variant = catalog.find(runtime.settings.model) if runtime.settings.model else None
+        configured = runtime.settings.model.strip()
+        variant = catalog.find(configured) if configured else None
+        size = _file_size(Path(configured).expanduser()) if configured and variant is None else None
+        if size in AUDIO_REPOS:
+            return AUDIO_REPOS[size]
     else:
         variant = catalog.get(name)
     family = variant.family if variant is not None else "e2b"
     if family not in AUDIO_REPOS:
         raise InputError(f"no Gemma 3n audio weights are known for {family} models")
     return AUDIO_REPOS[family]
+
+
+def _file_size(path: Path) -> str | None:
+    """E2B or E4B, as a configured GGUF file's header says (None: not a file, or it does not say)."""
+    from g3chat.core.audio.provenance import model_size
+    from g3chat.core.gguf_file import inspect_gguf
+
+    if not path.is_file():
+        return None
+    try:
+        return model_size(inspect_gguf(path, check_data=False).metadata)
+    except InputError:
+        return None
 
 
 def pull_audio(name: str) -> None:

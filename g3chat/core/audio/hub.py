@@ -3,7 +3,9 @@
 ``google/gemma-3n-E2B-it`` keeps its audio tower (``model.audio_tower.*``) and audio embedder
 (``model.embed_audio.*``) among ~11 GB of safetensors shards. This reads the shard index and each shard's
 header, then asks the Hub for just the byte ranges holding those tensors (about 1.4 GB in bf16) and
-writes them, unconverted, into one local safetensors file, atomically: a failure leaves no file behind.
+writes them, unconverted, into one local safetensors file, atomically: a failure leaves no file behind. Its
+header records where they came from (``source``: repo@revision, ``model_size``: e2b or e4b), which is how
+an E4B model tells E2B's tower from its own (same width; see :mod:`g3chat.core.audio.provenance`).
 The repository is gated: the user must accept its license on huggingface.co and provide a token
 (``HF_TOKEN`` or ``huggingface-cli login``), which huggingface_hub finds as usual.
 
@@ -166,7 +168,10 @@ def fetch_audio_weights(
         if _network_error(exc):
             raise G3ChatError(f"cannot reach {where}: {exc}") from None
         raise
-    header: dict[str, Any] = {"__metadata__": {"format": "pt", "source": f"{repo_id}@{revision}"}}
+    from g3chat.core.audio.provenance import size_in
+
+    recorded = {"format": "pt", "source": f"{repo_id}@{revision}", "model_size": size_in(repo_id) or ""}
+    header: dict[str, Any] = {"__metadata__": {k: v for k, v in recorded.items() if v}}
     offset = 0
     for tensors in plan.values():
         for t in tensors:

@@ -8,9 +8,11 @@ tensor's byte size matching its dtype and shape, the data section exactly as lon
 only then renamed into place: the folder never holds a partial or malformed file for the engine to trip
 over.
 
-Which weights fit a model: ``embed_audio`` projects into the text model's hidden size (2048 for E2B, 2560
-for E4B), so a file fits a model when that width equals the model's ``n_embd``; :func:`text_width` reads it
-from the header of an mmproj GGUF or a safetensors file without loading anything.
+Which weights fit a model: ``embed_audio`` projects into the text model's hidden size, so a file fits only
+a model whose ``n_embd`` equals that width (:func:`text_width` reads it from the header of an mmproj GGUF or
+a safetensors file without loading anything). The width does not tell E2B from E4B (both 2048): the
+installed file's header records its source repo and model size, and
+:mod:`g3chat.core.audio.provenance` matches that against the loaded GGUF.
 """
 
 from __future__ import annotations

@@ -100,7 +100,8 @@ class Hearing:
 
     ``candidates`` are audio weights files in order of preference (``engine.audio_weights``, an mmproj with
     the audio tower, what ``models pull --audio`` installed); the first whose embedder fits the model's
-    hidden size is used. ``base`` carries what the weights do not (the soft-token count: E2B's 188).
+    hidden size, and that was made for this model size where both say (:mod:`g3chat.core.audio.provenance`),
+    is used. ``base`` carries what the weights do not (the soft-token count: E2B's 188).
     """
 
     def __init__(self, llm: Any, candidates: Sequence[Path] = (), base: AudioConfig | None = None) -> None:
@@ -124,9 +125,12 @@ class Hearing:
         self.path, self.problem = self._choose(llm.n_embd())
 
     def _choose(self, n_embd: int) -> tuple[Path | None, MediaProblem | None]:
-        """The first candidate that is complete (from its header) and fits the model's width."""
+        """The first candidate that is complete (from its header) and fits the model: its width, and its
+        size (E2B, E4B: the same width) where both the model and the weights say which they are."""
         from g3chat.core.audio.install import check_header
+        from g3chat.core.audio.provenance import model_size, weights_size
 
+        size = model_size(self.llm.metadata)
         unusable: list[str] = []
         other_sizes: list[str] = []
         for path in self.candidates:
@@ -137,18 +141,22 @@ class Hearing:
             except (OSError, InputError) as exc:
                 unusable.append(str(exc))
                 continue
-            if config.text_hidden_size == n_embd:
+            made_for = weights_size(path)
+            if config.text_hidden_size != n_embd:
+                other_sizes.append(f"{path.name} (width {config.text_hidden_size})")
+            elif size and made_for and made_for != size:
+                other_sizes.append(f"{path.name} ({made_for.upper()})")
+            else:
                 return path, None
-            other_sizes.append(f"{path.name} (width {config.text_hidden_size})")
+        pull = f"run 'g3chat models pull --audio {size}'" if size else PULL
         if other_sizes:
-            reason = (
-                f"the Gemma 3n audio weights found are for another model size: {', '.join(other_sizes)}; "
-                f"this model's width is {n_embd}"
-            )
-            return None, MediaProblem(reason, f"{PULL} VARIANT for this model's variant")
+            this = f"this model is {size.upper()}" if size else f"this model's width is {n_embd}"
+            found = ", ".join(other_sizes)
+            reason = f"the Gemma 3n audio weights found are for another model size: {found}; {this}"
+            return None, MediaProblem(reason, pull if size else f"{PULL} VARIANT for this model's variant")
         if unusable:
-            return None, MediaProblem(f"the Gemma 3n audio weights cannot be used: {unusable[0]}", PULL)
-        return None, MediaProblem(NO_WEIGHTS, PULL)
+            return None, MediaProblem(f"the Gemma 3n audio weights cannot be used: {unusable[0]}", pull)
+        return None, MediaProblem(NO_WEIGHTS, pull)
 
     @property
     def ready(self) -> bool:
