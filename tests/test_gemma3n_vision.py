@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from g3chat.core.engine.embeddings import logits_rows
 from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.llama import LlamaCppEngine
 from g3chat.core.engine.projector import MediaChunk
+from g3chat.core.errors import ModelFileError
 from g3chat.core.media.images import attach_image
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart, GenerationParams, Message, collect, user
@@ -141,3 +143,47 @@ def test_two_images_give_different_next_token_logits(
     result = collect(engine.stream_chat([user(TEXT, [pictures[2]])], greedy))
     assert result.error is None and result.usage is not None and result.usage.completion_tokens == 2
     assert result.usage.prompt_eval_tokens <= 1
+
+
+def altered_copy(dst: Path, flat_scales: bool = False, f32_depthwise: bool = False) -> Path:
+    """The projector with its layer scales stored flat ([C]) or its depthwise kernels as F32."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(MMPROJ))
+    writer = gguf.GGUFWriter(str(dst), arch="clip")
+    for name, field in reader.fields.items():
+        if not name.startswith("GGUF.") and name != "general.architecture":
+            sub = field.types[1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(name, field.contents(), field.types[0], sub_type=sub)
+    for t in reader.tensors:
+        data = np.array(t.data).reshape([int(d) for d in reversed(t.shape)])
+        if flat_scales and t.name.endswith("layer_scale.gamma"):
+            data = data.reshape(-1)
+        if f32_depthwise and t.name.endswith(
+            ("dw_start.conv.weight", "dw_mid.conv.weight", "down_conv.weight")
+        ):
+            data = data.astype(np.float32)
+        writer.add_tensor(t.name, data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"flat_scales": True}, "layer scales are stored flat"), ({"f32_depthwise": True}, "are F32")],
+)
+def test_a_projector_llama_cpp_would_abort_on_is_refused_at_load(
+    engine: LlamaCppEngine, tmp_path: Path, change: dict[str, bool], reason: str
+) -> None:
+    """llama.cpp 0.3.36 aborts the whole process on the first image with either (a failed ggml assertion):
+    the engine refuses such a projector when loading, with the reason."""
+    bad = altered_copy(tmp_path / "mmproj-bad.gguf", **change)
+    other = LlamaCppEngine(
+        engine.model_path, n_ctx=512, n_threads=2, mmproj=bad, state_memory_mb=0, state_dir=None
+    )
+    with pytest.raises(ModelFileError, match=reason) as info:
+        other.load()
+    assert "llama.cpp would abort on this Gemma 3n projector" in str(info.value)
