@@ -64,18 +64,24 @@ def test_prompt_media_segments(fmt: str) -> None:
     media = [s for s in segments if s.media is not None]
     assert [s.media.name for s in media] == ["a.png", "b.png"]
     text = "".join("<M>" if s.media else s.text for s in segments)
-    assert "<start_of_turn>user\n<M>\n<M>\n\nWhat is it?<end_of_turn>" in text
+    # as Gemma3nProcessor lays out two images: "\n\n<start_of_image>…<end_of_image>\n\n" each
+    assert "<start_of_turn>user\n\n\n<M>\n\n\n\n<M>\n\nWhat is it?<end_of_turn>" in text
     assert all(not s.special for s in media)
+    # the blank lines are joined to the text around the images, which is tokenized with them
+    first = segments.index(media[0])
+    assert segments[first - 1].text.endswith("user\n\n\n") and segments[first - 1].special
+    last = segments.index(media[-1])
+    assert segments[last + 1].text.startswith("\n\nWhat is it?") and not segments[last + 1].special
     # the text around media is unchanged from a text-only render
     plain = chat.segments([user("What is it?"), assistant("A cat."), user("And now?")])
-    assert render_text(plain) == text.replace("<M>\n<M>\n\n", "")
+    assert render_text(plain) == text.replace("\n\n<M>\n\n\n\n<M>\n\n", "")
 
 
 def test_video_frames_are_labelled() -> None:
     frames = [_part(f"f{i}.jpg", f"{i}{i}" * 32, source="clip.mp4", timestamp=float(i)) for i in range(2)]
     segments = GemmaTurnFormat().segments([user("What happens?", frames)])
     text = "".join("<M>" if s.media else s.text for s in segments)
-    assert "clip.mp4 @ 0:00:\n<M>\nclip.mp4 @ 0:01:\n<M>\n\nWhat happens?" in text
+    assert "user\nclip.mp4 @ 0:00:\n\n<M>\n\nclip.mp4 @ 0:01:\n\n<M>\n\nWhat happens?" in text
 
 
 def test_typed_text_cannot_forge_a_media_marker() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from g3chat.core.audio.config import AudioConfig
 from g3chat.core.audio.encoder import AudioEncoder
-from g3chat.core.audio.layout import AudioTokens, clip_rows, split_prompt
+from g3chat.core.audio.layout import AudioTokens, audio_block_text, clip_rows, split_prompt
 from g3chat.core.audio.weights import load_audio_weights
 from g3chat.core.engine.embeddings import decode_embeddings, logits_rows
 from g3chat.core.engine.hearing import NO_WEIGHTS, window_samples, windows
@@ -300,3 +300,15 @@ def test_an_e4b_model_refuses_e2b_weights_of_the_same_width(
         assert engine.media_problem(speech) is None
     finally:
         engine.close()
+
+
+def test_a_clip_is_laid_out_as_gemma3n_processor_does(
+    hearing: LlamaCppEngine, speech: AttachmentPart
+) -> None:
+    """The chat template's ``<audio_soft_token>`` becomes Gemma3nProcessor's full audio sequence: a blank
+    line, ``<start_of_audio>``, the soft tokens, ``<end_of_audio>`` and a blank line, then the text."""
+    plan = hearing.plan([user("the keeper", [speech])])
+    block = audio_block_text(SOFT)  # "\n\n<start_of_audio>" + soft tokens + "<end_of_audio>\n\n"
+    text = f"<start_of_turn>user\n{block}the keeper<end_of_turn>\n<start_of_turn>model\n"
+    want = [2, *hearing.llama.tokenize(text.encode(), add_bos=False, special=True)]
+    assert as_soft_tokens(plan.tokens, plan.spans) == want

@@ -120,8 +120,10 @@ def test_no_projector_keeps_the_image_as_a_note(engine, pictures) -> None:
     assert problem is not None and problem.reason == "this model has no vision projector"
     tokens = engine.tokenize_prompt([user("What is this?", [pictures["red"]])])
     assert all(t >= 0 for t in tokens)
-    note = engine.tokenize_prompt([user("[image red.png: not available to this model]\n\nWhat is this?")])
-    assert tokens == note
+    # where the image would be, with the blank lines around it
+    note = "[image red.png: not available to this model]"
+    text = f"<start_of_turn>user\n\n\n{note}\n\nWhat is this?<end_of_turn>\n<start_of_turn>model\n"
+    assert tokens == [2, *engine.llama.tokenize(text.encode(), add_bos=False, special=True)]
 
 
 def test_ask_image_end_to_end_with_256_token_projector(cli_env, tmp_path: Path) -> None:

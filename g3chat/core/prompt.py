@@ -12,7 +12,11 @@ no text a person typed can forge one) inside its message's content, and every ma
 prompt becomes a *media segment* carrying the attachment; the engine turns media segments into the
 projector's chunks, or into a short text note when the model cannot take them. A message's attachments
 come before its text, as in Gemma's own prompts; a video frame is introduced by its time
-(``clip.mp4 @ 0:03:``).
+(``clip.mp4 @ 0:03:``). Each media segment has a blank line on either side, written into the text
+around it, as Gemma3nProcessor (and Gemma3Processor) expands the chat template's one image or audio token
+into ``"\n\n<start_of_image>" + soft tokens + "<end_of_image>\n\n"``: the text before an image ends in
+``"\n\n"`` and the text after it starts with ``"\n\n"``, so each is tokenized as the processor's whole
+prompt is (``"user\n\n\n"`` is one token in Gemma's vocabulary, not ``"\n"`` and ``"\n\n"``).
 
 Tool calls and results (typed parts) are written out as Gemma's tool protocol text (``tool_code`` and
 ``tool_outputs`` fences, see :mod:`g3chat.core.tools.protocol`) inside the message's own text, so they
@@ -75,22 +79,45 @@ class MediaMarks:
                 position = match.end()
             if position < len(seg.text):
                 out.append(Segment(seg.text[position:], seg.special))
-        return out
+        return _blank_lines_around_media(out)
+
+
+BLANK_LINE = "\n\n"
+
+
+def _blank_lines_around_media(segments: list[Segment]) -> list[Segment]:
+    """A blank line before and after every media segment, joined to the text next to it."""
+    out: list[Segment] = []
+    owed = False  # the blank line after the previous media segment is still to be written
+    for seg in segments:
+        if seg.media is None:
+            out.append(Segment(BLANK_LINE + seg.text, seg.special) if owed else seg)
+            owed = False
+            continue
+        if owed:  # two media segments in a row: the blank lines after one and before the next
+            out.append(Segment(BLANK_LINE * 2, True))
+        elif out and out[-1].media is None:
+            out[-1] = Segment(out[-1].text + BLANK_LINE, out[-1].special)
+        else:
+            out.append(Segment(BLANK_LINE, True))
+        out.append(seg)
+        owed = True
+    if owed:
+        out.append(Segment(BLANK_LINE, True))
+    return out
 
 
 def content(message: Message, marks: MediaMarks | None = None) -> str:
-    """A message's text with its attachments' markers first (attachments are left out without marks)."""
+    """A message's text with its attachments' markers first (attachments are left out without marks);
+    the blank lines between them are added with the media segments (see _blank_lines_around_media)."""
     text = message_text(message)
     if marks is None or message.role == "system":
         return text
     media = []
     for part in message.attachments:
-        label = f"{part.label}:\n" if part.timestamp is not None else ""
-        media.append(label + marks.mark(part))
-    if not media:
-        return text
-    block = "\n".join(media)
-    return f"{block}\n\n{text.strip()}" if text.strip() else block
+        label = f"{part.label}:" if part.timestamp is not None else ""
+        media.append(label + marks.mark(part))  # the blank lines around each come with its segment
+    return "".join(media) + text.strip() if media else text
 
 
 def normalize(messages: Sequence[Message], marks: MediaMarks | None = None) -> list[tuple[str, str]]:

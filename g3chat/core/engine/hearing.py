@@ -111,7 +111,7 @@ class Hearing:
         self.path: Path | None = None
         self.problem: MediaProblem | None = None
         self.boa = self.eoa = -1
-        self.newline: tuple[int, ...] = ()
+        self.between: tuple[int, ...] = ()
         self._encoder: Any = None
         self._rows: OrderedDict[tuple[str, tuple[int, int]], Any] = OrderedDict()
         self.window = window_samples(self.config)
@@ -121,7 +121,9 @@ class Hearing:
             self.problem = MediaProblem(NO_TOKENS)
             return
         self.boa, self.eoa = boa[0], eoa[0]
-        self.newline = tuple(llm.tokenize(b"\n\n", add_bos=False, special=False))
+        # between two windows: the blank lines after one audio block and before the next (the blank lines
+        # around the whole clip are the prompt's, see g3chat.core.prompt)
+        self.between = tuple(llm.tokenize(b"\n\n\n\n", add_bos=False, special=False))
         self.path, self.problem = self._choose(llm.n_embd())
 
     def _choose(self, n_embd: int) -> tuple[Path | None, MediaProblem | None]:
@@ -174,9 +176,9 @@ class Hearing:
         """The clip's prompt pieces: per window, its wrapper tokens and an :class:`AudioChunk`."""
         n_rows = self.config.soft_tokens + 1
         pieces: list[list[int] | AudioChunk] = []
-        for window in windows(self._n_samples(part), self.window):
+        for index, window in enumerate(windows(self._n_samples(part), self.window)):
             ids = placeholder_ids(f"{self.key}|{part.sha256}|{window[0]}:{window[1]}", n_rows)
-            pieces += [[*self.newline, self.boa], AudioChunk(self, part, window, ids), list(self.newline)]
+            pieces += [[*(self.between if index else ()), self.boa], AudioChunk(self, part, window, ids)]
         return MediaItem(tuple(pieces), None)  # type: ignore[arg-type]
 
     @staticmethod

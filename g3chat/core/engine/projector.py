@@ -18,13 +18,14 @@ import ctypes
 import hashlib
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from g3chat.core.engine.native_log import native_log
 from g3chat.core.errors import MediaError, ModelFileError
-from g3chat.core.gguf_file import inspect_gguf
+from g3chat.core.gguf_file import TensorInfo, inspect_gguf
 from g3chat.core.types import AttachmentPart
 
 CACHE_ITEMS = 16
@@ -55,6 +56,29 @@ class MediaItem:
         return sum(len(p) if isinstance(p, list) else p.n_tokens for p in self.pieces)
 
 
+def gemma3nv_problem(tensors: Sequence[TensorInfo]) -> str | None:
+    """Why llama.cpp 0.3.36's MobileNetV5 graph would abort the process on this projector (None: it runs).
+
+    Checked before loading because ggml stops the whole program, not the call: a layer scale stored flat
+    ([C], as the converter in llama-cpp-python 0.3.36 writes them) is broadcast along the image width
+    instead of the channels, and a depthwise kernel stored as F32 meets an F16 im2col that the CPU backend
+    cannot multiply.
+    """
+    for t in tensors:
+        if t.name.endswith(".layer_scale.gamma") and len(t.shape) == 1:
+            return (
+                f"its layer scales are stored flat ({t.name} has shape [{t.shape[0]}], not [1, C, 1, 1]); "
+                "convert it again with a converter that stores them as [1, C, 1, 1]"
+            )
+        if t.name.endswith(_DEPTHWISE) and t.ggml_type == GGML_F32:
+            return f"its depthwise convolutions are F32 ({t.name}); use an F16 mmproj (--outtype f16)"
+    return None
+
+
+_DEPTHWISE = ("dw_start.conv.weight", "dw_mid.conv.weight", "down_conv.weight")
+GGML_F32 = 0
+
+
 def placeholder_ids(key: str, n: int) -> tuple[int, ...]:
     """``n`` negative ids derived from ``key``: never a real token, equal only for equal keys."""
     base = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
@@ -81,6 +105,8 @@ class Projector:
             summary.get("clip.projector_type") or summary.get("clip.vision.projector_type") or "unknown"
         )
         self.has_audio_encoder = bool(summary.get("clip.has_audio_encoder", False))
+        if self.projector_type == "gemma3nv" and (problem := gemma3nv_problem(summary.tensors)):
+            raise ModelFileError(f"{self.path}: llama.cpp would abort on this Gemma 3n projector: {problem}")
         native_log.route_mtmd()
         params = mtmd.mtmd_context_params_default()
         params.use_gpu = use_gpu
