@@ -37,7 +37,7 @@ def _stream_then_kill(args: list[str], env: dict[str, str], *, min_bytes: int, m
     assert proc.stdout is not None
     out = b""
     first: float | None = None
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240  # a busy machine decodes the test model at a few tokens a second
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([proc.stdout], [], [], 0.1)
@@ -68,7 +68,8 @@ def _check_interrupted(home: Path, printed: str) -> None:
     assert answer.shown_status == "interrupted" and answer.status == "partial"
     assert answer.text.strip(), "nothing of the streamed answer was kept"
     assert printed.startswith(answer.text), (answer.text, printed)
-    assert (answer.completion_tokens or 0) >= 32  # at least one checkpoint after the first token
+    # Streamed for 2 s: at least one checkpoint after the first token's insert (one is due every second).
+    assert (answer.completion_tokens or 0) >= 2
     shown = run_cli("chats", "show", str(conversation.id), "--plain")
     assert "## Assistant (interrupted)" in shown.stdout and answer.text.strip() in shown.stdout
 
@@ -76,7 +77,7 @@ def _check_interrupted(home: Path, printed: str) -> None:
 @pytest.mark.model
 def test_sigkill_during_ask_keeps_the_streamed_answer(cli_env: dict[str, str], g3chat_home: Path) -> None:
     printed = _stream_then_kill(
-        ["ask", "--plain", "-n", "400", "--seed", "5", STORY], cli_env, min_bytes=300, min_seconds=1.5
+        ["ask", "--plain", "-n", "400", "--seed", "5", STORY], cli_env, min_bytes=100, min_seconds=2.0
     )
     _check_interrupted(g3chat_home, printed)
 
@@ -91,7 +92,7 @@ def test_sigkill_during_ask_with_a_server_keeps_the_streamed_answer(
         "G3TEST_CHECKPOINT_KEY": llama_server.api_key,
     }
     printed = _stream_then_kill(
-        ["ask", "--plain", "-n", "400", "--seed", "5", STORY], env, min_bytes=300, min_seconds=1.5
+        ["ask", "--plain", "-n", "400", "--seed", "5", STORY], env, min_bytes=100, min_seconds=2.0
     )
     _check_interrupted(g3chat_home, printed)
 
