@@ -37,8 +37,12 @@ from g3chat.core.tools.protocol import CALL_FENCE
 
 OPEN = f"```{CALL_FENCE}"
 # Anchored at the end ($) and searched (no ^): cheap on long answers, and each matches only text that is a
-# prefix of what the grammar accepts ("{" and '{"' start every call object).
+# prefix of what the grammar accepts ("{" and '{"' start every call object). Gemma's tokenizer writes the
+# opener as "```", "tool", "_", "code": triggering at "```tool" keeps a next token such as "codes" or
+# "outputs" (a fence the parser would not read as a call) from slipping past the grammar.
 LAZY_TRIGGERS: tuple[str, ...] = (
+    r"(```tool)$",
+    r"(```tool_)$",
     rf"({OPEN})$",
     rf"({OPEN}[ \t]*\n)$",
     rf"({OPEN}[ \t]*\n\{{)$",
