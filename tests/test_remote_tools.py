@@ -10,6 +10,7 @@ import pytest
 
 from g3chat.core.engine.openai_wire import ToolCallRequest
 from g3chat.core.engine.remote import RemoteEngine
+from g3chat.core.tools.grammar import validate_arguments
 from g3chat.core.types import Finished, GenerationParams, Usage, user
 from tests.fixtures.llama_server import llama_cpp_server
 
@@ -55,4 +56,5 @@ def test_a_forced_tool_call_streams_back_as_one_request(tool_server: RemoteEngin
     assert call.name == "get_weather" and call.id  # the name arrives in every fragment: kept once
     arguments = call.parsed_arguments()  # the fragments join into valid JSON (the grammar saw to it)
     assert isinstance(arguments, dict) and isinstance(arguments.get("city"), str)
+    assert validate_arguments(WEATHER["function"]["parameters"], arguments) == []  # as g3chat checks calls
     assert isinstance(events[-2], Usage) and events[-1] == Finished("stop")

@@ -169,8 +169,8 @@ def test_bad_calls_become_error_results_and_the_model_can_retry(work: Path) -> N
     engine = RecordingEngine().enqueue(
         '```tool_code\n{"name": "read_file", "parameters": {"path": \n```',
         call("nope", x=1),
-        call("read_file", path=3),
         call("read_file", path="../outside"),
+        call("read_file", path=3),
         call("read_file", path="notes.txt"),
         "finally",
     )
@@ -180,10 +180,52 @@ def test_bad_calls_become_error_results_and_the_model_can_retry(work: Path) -> N
     contents = [r[0].content for r in results]
     assert contents[0].startswith("the tool call could not be read: malformed JSON tool call")
     assert contents[1].startswith("unknown tool 'nope'")
-    assert contents[2] == "invalid arguments: path: 3 is not of type 'string'"
-    assert "outside the folders" in contents[3] and contents[4] == "alpha\nTODO: beta\n"
+    assert "outside the folders" in contents[2]
+    assert (
+        contents[3]
+        == "invalid arguments: path: 3 is not of type 'string'. Fix them and call read_file again."
+    )
+    assert contents[4] == "alpha\nTODO: beta\n"
     assert [r[0].status for r in results] == ["error"] * 4 + ["ok"] and loop.result.text == "finally"
     assert [(e.call.name, e.approval) for e in loop.trace][:2] == [("", "invalid"), ("nope", "invalid")]
+
+
+def test_out_of_bounds_arguments_go_back_and_retries_are_bounded() -> None:
+    """What the grammar cannot hold (a decimal's bounds) is caught after parsing and sent back with the
+    bound; after two retries without a valid call, the model answers without tools."""
+    ran: list[dict[str, Any]] = []
+    schema = object_schema({"t": {"type": "number", "minimum": 0, "maximum": 2}}, ["t"])
+    tune = Tool("tune", "Tune.", schema, lambda a: ran.append(a) or "tuned", mutating=False)
+    engine = RecordingEngine().enqueue(
+        call("tune", t=5.5), call("tune", t=-1), call("tune"), call("tune", t=1.5), "answered"
+    )
+    loop = ToolLoop(engine, [user("tune it")], GenerationParams(), [tune])
+    run(loop)
+    assert [e.result.content for e in loop.trace] == [
+        "invalid arguments: t: 5.5 is greater than the maximum of 2. Fix them and call tune again.",
+        "invalid arguments: t: -1 is less than the minimum of 0. Fix them and call tune again.",
+        "invalid arguments: 't' is a required property. Fix them and call tune again.",
+    ]
+    assert "t: 5.5 is greater than the maximum of 2" in last_prompt_text(engine)  # the model was told
+    assert ran == [] and loop.steps == 4 and loop.invalid_steps == 3
+    assert engine.params[3].grammar is None and TOOLS_INTRO not in last_prompt_text(engine)
+    assert loop.result.text == call("tune", t=1.5)  # the tool-less step's answer is text
+
+
+def test_a_valid_call_resets_the_retry_count(work: Path) -> None:
+    engine = RecordingEngine().enqueue(
+        call("read_file", path=1),
+        call("read_file", path=2),
+        call("list_dir"),
+        call("read_file", path=3),
+        call("read_file", path=4),
+        call("read_file", path="notes.txt"),
+        "done",
+    )
+    loop = ToolLoop(engine, [user("go")], GenerationParams(), tools(work))
+    run(loop)
+    assert [e.result.status for e in loop.trace] == ["error", "error", "ok", "error", "error", "ok"]
+    assert loop.result.text == "done" and all(p.grammar for p in engine.params[:6])
 
 
 def test_step_limit_ends_with_an_answer_without_tools(work: Path) -> None:

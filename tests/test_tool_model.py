@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 
 from g3chat.core.errors import EngineError
+from g3chat.core.store import Store
 from g3chat.core.tools.builtins import builtin_tools
 from g3chat.core.tools.confine import Roots
+from g3chat.core.tools.coverage import coverage
 from g3chat.core.tools.grammar import validate_arguments
 from g3chat.core.tools.loop import ToolLoop
+from g3chat.core.tools.model import Tool
 from g3chat.core.tools.protocol import parse_calls
-from g3chat.core.types import GenerationParams, collect, user
+from g3chat.core.types import GenerationParams, ToolCallPart, ToolResultPart, collect, user
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.model
@@ -27,8 +30,10 @@ PROMPTS = ["Which files here mention TODO?", "Please help me with my project."]
 CALL_TOKENS = 192  # the budget of a forced call (its strings are capped to fit)
 
 
-def forced_call(engine: object, tools: list, prompt: str, choice: str, seed: int) -> tuple[str, list, list]:
-    loop = ToolLoop(engine, [user(prompt)], GenerationParams(seed=seed, max_tokens=CALL_TOKENS), tools)
+def forced_call(
+    engine: object, tools: list, prompt: str, choice: str, seed: int, tokens: int = CALL_TOKENS
+) -> tuple[str, list, list]:
+    loop = ToolLoop(engine, [user(prompt)], GenerationParams(seed=seed, max_tokens=tokens), tools)
     messages, params = loop.request(choice)
     result = collect(engine.stream_chat(messages, params))  # type: ignore[attr-defined]
     parsed = parse_calls(result.text, known=[t.name for t in tools])
@@ -52,6 +57,87 @@ def test_forced_calls_always_parse_and_validate(engine: object, tmp_path: Path) 
             failures.append((choice, prompt, text, errors, problems))
     valid = len(cases) - len(failures)
     print(f"\nforced-choice validity: {valid}/{len(cases)} = {100 * valid / len(cases):.1f} %")
+    assert not failures, failures
+
+
+# Nested objects through $ref, enums, bounded integers (one-sided, negative, wide), optional fields.
+UNUSUAL = {
+    "forecast": {
+        "type": "object",
+        "$defs": {
+            "Place": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string", "maxLength": 20},
+                    "country": {"enum": ["FR", "DE"]},
+                },
+                "required": ["city"],
+            }
+        },
+        "properties": {
+            "place": {"$ref": "#/$defs/Place"},
+            "days": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "units": {"enum": ["metric", "imperial"]},
+            "hours": {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 0, "maximum": 23},
+                        "maxItems": 4,
+                    },
+                    {"type": "null"},
+                ]
+            },
+        },
+        "required": ["place", "days"],
+    },
+    "offsets": {
+        "type": "object",
+        "properties": {
+            "below": {"type": "integer", "maximum": -10},
+            "above": {"type": "integer", "exclusiveMinimum": 5000},
+            "delta": {"type": ["integer", "null"], "minimum": -3, "maximum": 3},
+        },
+        "required": ["below", "above", "delta"],
+    },
+    "levels": {
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"enum": ["low", "mid", "high"]},
+                        "weight": {"type": "integer", "minimum": 0, "maximum": 100},
+                    },
+                    "required": ["name", "weight"],
+                },
+                "minItems": 1,
+                "maxItems": 3,
+            },
+            "note": {"type": "string", "maxLength": 12},
+        },
+        "required": ["items"],
+    },
+}
+
+
+@pytest.mark.timeout(1200)
+def test_forced_calls_against_unusual_schemas_all_validate(engine: object) -> None:
+    """Real calls to tools whose schemas the grammar enforces in full: every one validates. Before integer
+    bounds were in the grammar, 2 of these 6 came out invalid (below 1 for a maximum of -10, delta
+    -3000000000000000, above 3 for an exclusiveMinimum of 5000)."""
+    tools = [Tool(name, f"The {name} tool.", schema, lambda a: "ok") for name, schema in UNUSUAL.items()]
+    failures = []
+    for tool in tools:
+        assert coverage(tool.parameters).grammar == "full", tool.name
+        for seed in (0, 2):
+            text, calls, errors = forced_call(engine, tools, "Plan my week.", tool.name, seed, tokens=160)
+            problems = validate_arguments(tool.parameters, calls[0].arguments) if len(calls) == 1 else []
+            if len(calls) != 1 or errors or calls[0].name != tool.name or problems:
+                failures.append((tool.name, seed, text, errors, problems))
+    print(f"\nunusual-schema validity: {6 - len(failures)}/6")
     assert not failures, failures
 
 
@@ -119,13 +205,26 @@ def test_ask_with_tools_runs_the_loop_end_to_end(
 ) -> None:
     question = "which files here mention TODO?"
     before = snapshot(project)
+    # auto: the test model calls a tool by itself when the chat so far shows it how (two earlier rounds).
+    store = Store(g3chat_home / "data" / "history.db")
+    chat = store.create_conversation("earlier")
+    for i in range(2):
+        store.add_message(chat.id, "user", question)
+        store.add_message(chat.id, "assistant", [ToolCallPart(f"c{i}", "list_dir", {"path": "."})])
+        store.add_message(chat.id, "user", [ToolResultPart(f"c{i}", "list_dir", "README.md\nsrc/\n", "ok")])
+        store.add_message(chat.id, "assistant", "README.md mentions TODO.")
+    store.close()
     proc = ask(
-        project, cli_env, "--tools", "read_file,list_dir", "--json", "-n", "48", "--seed", "3", question
+        project,
+        cli_env,
+        *("--continue", "--tools", "read_file,list_dir", "--max-steps", "1"),
+        *("--json", "-n", "48", "--seed", "3", question),
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["finish_reason"] in ("stop", "length") and data["steps"] >= 1
-    assert all(c["approval"] == "read-only" for c in data["tool_calls"])  # each call valid and run
+    assert data["finish_reason"] in ("stop", "length") and data["steps"] == 2
+    assert data["tool_calls"], data  # at least one call, made by the model in auto mode
+    assert all(c["approval"] == "read-only" and c["step"] == 0 for c in data["tool_calls"])  # valid, and run
     # The test model rarely starts a call by itself: make the first step one, then let it go on.
     forced = ask(
         project,

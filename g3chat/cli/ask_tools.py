@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from g3chat.cli.output import AnswerWriter, choose_writer
-from g3chat.cli.tools_cmd import TerminalApprover, is_interactive, trace_line
+from g3chat.cli.tools_cmd import TerminalApprover, coverage_notes, is_interactive, trace_line
 from g3chat.core.errors import InputError
 from g3chat.core.tools.approval import ApprovalPolicy
 from g3chat.core.tools.loop import ToolCallFinished, ToolCallStarted, ToolLoop, check_tool_choice
@@ -44,6 +44,11 @@ def open_tools(runtime: Runtime, opts: AskOptions) -> ToolSet:
         if unknown:
             raise InputError(f"--allow: unknown tool(s): {', '.join(unknown)}")
         check_tool_choice(opts.tool_choice, selected)
+        if opts.verbose:
+            for name, note in coverage_notes(registry.select(selected)).items():
+                sys.stderr.write(
+                    f"g3chat: {name}: not enforced by the grammar, only checked after parsing: {note}\n"
+                )
     except BaseException:
         toolset.close()
         raise

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from g3chat.core.tools.approval import ApprovalRequest, Decision
-from g3chat.core.tools.model import ToolRegistry
+from g3chat.core.tools.model import Tool, ToolRegistry
 from g3chat.runtime import Runtime
 
+_NOTES_HEADER = (
+    "Not enforced by the grammar, only checked after parsing (an invalid call goes back to the model):"
+)
 _ANSWERS = {"y": Decision.ONCE, "yes": Decision.ONCE, "a": Decision.ALWAYS, "always": Decision.ALWAYS}
 
 
@@ -48,7 +52,18 @@ def trace_line(name: str, arguments: dict[str, Any], status: str, content: str, 
     return f"[tool] {name} {args} -> {status}{note}: {detail}\n"
 
 
+def coverage_notes(tools: Iterable[Tool]) -> dict[str, str]:
+    """Tool name → what of its arguments the call grammar leaves to the check after parsing, and why,
+    for each tool whose grammar does not enforce its whole schema (``tools list``, ``ask --verbose``)."""
+    from g3chat.core.tools.coverage import coverage
+
+    found = {tool.name: coverage(tool.parameters) for tool in tools}
+    return {name: "; ".join(c.after_parsing) for name, c in found.items() if c.grammar != "full"}
+
+
 def list_tools(json_output: bool, mcp: bool) -> None:
+    from g3chat.core.tools.coverage import coverage
+
     runtime = Runtime.from_env()
     with runtime.load_tools(mcp=mcp) as toolset:
         registry = toolset.registry
@@ -56,22 +71,31 @@ def list_tools(json_output: bool, mcp: bool) -> None:
             sys.stderr.write(f"g3chat: {notice}\n")
         if json_output:
             for tool in registry:
-                sys.stdout.write(json.dumps(tool.to_json(), ensure_ascii=False) + "\n")
+                row = {**tool.to_json(), "arguments_check": coverage(tool.parameters).to_json()}
+                sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             return
         _table(registry)
 
 
 def _table(registry: ToolRegistry) -> None:
+    from g3chat.core.tools.coverage import coverage
+
     rows = [
         (
             t.name,
             t.source,
             "yes" if t.mutating else "no",
+            coverage(t.parameters).label,
             t.description.splitlines()[0] if t.description else "",
         )
         for t in registry
     ]
-    header = ("NAME", "SOURCE", "APPROVAL", "DESCRIPTION")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    header = ("NAME", "SOURCE", "APPROVAL", "ARGUMENTS", "DESCRIPTION")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
-        sys.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] + "\n")
+        sys.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] + "\n")
+    notes = coverage_notes(registry)
+    if notes:
+        sys.stdout.write(f"\n{_NOTES_HEADER}\n")
+        for name, note in notes.items():
+            sys.stdout.write(f"  {name}: {note}\n")

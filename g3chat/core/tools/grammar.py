@@ -13,7 +13,10 @@ writes those rules). Two shapes:
 
 Strings may not hold raw control characters (the converter allows them; JSON does not) nor ``\\u``
 escapes (raw Unicode is valid JSON, and a small model can loop on escapes), integer bounds are enforced
-where the converter would ignore them, and after the closing fence only end-of-turn is possible.
+(:mod:`g3chat.core.tools.converter`), and after the closing fence only end-of-turn is possible. A part of a
+schema the converter cannot write is relaxed, not the whole tool (:mod:`g3chat.core.tools.coverage`
+says what, for ``tools list`` and ``--verbose``); every call is validated against the full schema after
+parsing anyway (:func:`validate_arguments`).
 
 A grammar alone does not make a call *finish*: a small model can repeat itself inside a string until it
 runs out of tokens. Given the step's token budget, :func:`call_grammar` caps every free string (and array)
@@ -23,17 +26,23 @@ budget, strings are only bounded by their schema's ``maxLength``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from g3chat.core.tools.converter import converter as new_converter
+from g3chat.core.tools.converter import copy_schema, plain_string, schema_error
+from g3chat.core.tools.coverage import prepare
 from g3chat.core.tools.protocol import CALL_FENCE
 
 OPEN = f"```{CALL_FENCE}"
 # Anchored at the end ($) and searched (no ^): cheap on long answers, and each matches only text that is a
-# prefix of what the grammar accepts ("{" and '{"' start every call object).
+# prefix of what the grammar accepts ("{" and '{"' start every call object). Gemma's tokenizer writes the
+# opener as "```", "tool", "_", "code": triggering at "```tool" keeps a next token such as "codes" or
+# "outputs" (a fence the parser would not read as a call) from slipping past the grammar.
 LAZY_TRIGGERS: tuple[str, ...] = (
+    r"(```tool)$",
+    r"(```tool_)$",
     rf"({OPEN})$",
     rf"({OPEN}[ \t]*\n)$",
     rf"({OPEN}[ \t]*\n\{{)$",
@@ -58,73 +67,13 @@ def call_schema(name: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _converter() -> Any:
-    from llama_cpp.llama_grammar import PRIMITIVE_RULES, RESERVED_NAMES, SchemaConverter
-
-    class Converter(SchemaConverter):
-        def visit(self, schema: Any, name: str) -> str:
-            rule_name = name + "-" if name in RESERVED_NAMES else name or "root"
-            if isinstance(schema, dict) and schema.get("type") == "integer":
-                rule = _integer_rule(schema)
-                if rule is not None:
-                    return self._add_rule(rule_name, rule)
-            if isinstance(schema, dict) and _plain_string(schema) and "maxLength" in schema:
-                # llama.cpp's own repetition syntax: the converter's nested form for long strings exceeds
-                # llama.cpp's limit on synthesized rules.
-                char = self._add_primitive("char", PRIMITIVE_RULES["char"])
-                low, high = int(schema.get("minLength", 0)), int(schema["maxLength"])
-                return self._add_rule(rule_name, f'"\\"" {char}{{{low},{high}}} "\\"" space')
-            return super().visit(schema, name)
-
-    return Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
-
-
-def _plain_string(schema: Mapping[str, Any]) -> bool:
-    return schema.get("type") == "string" and not ({"pattern", "format", "enum", "const"} & set(schema))
-
-
-def _integer_rule(schema: Mapping[str, Any]) -> str | None:
-    low = schema.get("minimum")
-    if isinstance(schema.get("exclusiveMinimum"), (int, float)) and not isinstance(
-        schema["exclusiveMinimum"], bool
-    ):
-        low = int(schema["exclusiveMinimum"]) + 1
-    high = schema.get("maximum")
-    if isinstance(schema.get("exclusiveMaximum"), (int, float)) and not isinstance(
-        schema["exclusiveMaximum"], bool
-    ):
-        high = int(schema["exclusiveMaximum"]) - 1
-    low = int(low) if isinstance(low, (int, float)) and not isinstance(low, bool) else None
-    high = int(high) if isinstance(high, (int, float)) and not isinstance(high, bool) else None
-    if low is not None and high is not None and 0 <= high - low <= 256:
-        return "(" + " | ".join(f'"{n}"' for n in range(low, high + 1)) + ") space"
-    if high is None and low is not None and low >= 0:
-        digits = "[0-9] | [1-9] [0-9]{0,15}" if low == 0 else "[1-9] [0-9]{0,15}"
-        return f"({digits}) space"
-    return None
-
-
-def _copy(schema: Mapping[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(schema))
-
-
-def _convertible(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``parameters``, or a generic object schema when the converter cannot handle them."""
-    try:
-        converter = _converter()
-        converter.visit(call_schema("probe", converter.resolve_refs(_copy(parameters), "probe")), "probe")
-    except Exception:
-        return {"type": "object"}
-    return parameters
-
-
 def _strings(schema: Any) -> int:
     """How many free strings (and arrays) a schema can hold, counting each property once."""
     if isinstance(schema, list):
         return sum(_strings(s) for s in schema)
     if not isinstance(schema, dict):
         return 0
-    own = 1 if _plain_string(schema) or schema.get("type") == "array" else 0
+    own = 1 if plain_string(schema) or schema.get("type") == "array" else 0
     parts = [
         v
         for k in ("properties", "$defs", "definitions")
@@ -142,7 +91,7 @@ def _capped(schema: Any, cap: int) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {k: _capped(v, cap) for k, v in schema.items()}
-    if _plain_string(out):
+    if plain_string(out):
         out["maxLength"] = max(min(int(out.get("maxLength", cap)), cap), int(out.get("minLength", 0)))
     if out.get("type") == "array":
         items = max(1, cap // 8)
@@ -154,7 +103,7 @@ def _for_budget(parameters: Mapping[str, Any], budget: int | None) -> Mapping[st
     if budget is None:
         return parameters
     cap = (budget - CALL_OVERHEAD) // (2 * max(1, _strings(parameters)))
-    return _capped(_copy(parameters), max(8, min(cap, MAX_CAP)))
+    return _capped(copy_schema(parameters), max(8, min(cap, MAX_CAP)))
 
 
 def call_grammar(
@@ -170,10 +119,10 @@ def call_grammar(
     """
     if not tools:
         raise ValueError("a call grammar needs at least one tool")
-    converter = _converter()
+    converter = new_converter()
     alternatives = []
     for i, (name, params) in enumerate(tools):
-        usable = _for_budget(converter.resolve_refs(_copy(_convertible(params)), name), budget)
+        usable = _for_budget(converter.resolve_refs(prepare(params).schema, name), budget)
         alternatives.append(converter.visit(call_schema(name, usable), f"call-{i}"))
     rules = converter.format_grammar().splitlines()
     for i, line in enumerate(rules):
@@ -191,15 +140,15 @@ def call_grammar(
 
 
 def validate_arguments(parameters: Mapping[str, Any], arguments: Any) -> list[str]:
-    """Problems with ``arguments`` against a tool's schema (empty when valid), one line each."""
+    """Problems with ``arguments`` against a tool's schema (empty when valid), one line each: where, what
+    was wrong and what is allowed (``days: 1001 is greater than the maximum of 1000``)."""
     import jsonschema
 
-    try:
-        validator_class = jsonschema.validators.validator_for(dict(parameters))
-        validator = validator_class(dict(parameters))
-        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
-    except jsonschema.exceptions.SchemaError as exc:
-        return [f"the tool's own schema is invalid: {exc.message}"]
+    broken = schema_error(parameters)
+    if broken is not None:
+        return [f"the tool's own schema is invalid, so no call to it can be checked: {broken}"]
+    validator = jsonschema.validators.validator_for(dict(parameters))(dict(parameters))
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
     out = []
     for error in errors[:5]:
         where = "/".join(str(p) for p in error.path)

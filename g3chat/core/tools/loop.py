@@ -8,6 +8,12 @@ results go back in one user message of :class:`ToolResultPart` (saved too). ``to
 later steps are ``auto``. After ``max_steps`` steps with calls, one last step runs without tools, so there
 is always an answer.
 
+Every call is validated against its tool's full schema after parsing (the grammar cannot enforce all of
+it: :mod:`g3chat.core.tools.coverage`). A call that cannot be read, names an unknown tool or has invalid
+arguments goes back to the model as an error result saying what was wrong (which argument, the allowed
+range), and the model gets another step to fix it; after ``max_retries`` such retries in a row (steps in
+which no call was valid), the next step runs without tools.
+
 Iterating yields :class:`TextDelta` (the prose only: call blocks are held back), :class:`PromptProgress`,
 :class:`ToolCallStarted` / :class:`ToolCallFinished`, then one summed :class:`Usage` and one
 :class:`Finished`. Afterwards ``result``, ``trace`` and ``history`` describe what happened.
@@ -46,6 +52,7 @@ from g3chat.core.types import (
 
 TOOL_CHOICES = ("auto", "none", "required")
 MAX_CALLS_PER_STEP = 4
+MAX_RETRIES = 2  # retries after a step without a valid call, before a step without tools
 _RETRY_HINT = 'Write the call as ```tool_code\n{"name": "...", "parameters": {...}}\n```'
 
 
@@ -134,6 +141,7 @@ class ToolLoop:
         policy: ApprovalPolicy | None = None,
         tool_choice: str = "auto",
         max_steps: int = 8,
+        max_retries: int = MAX_RETRIES,
         result_limit: int | None = None,
         cancel: threading.Event | None = None,
         store: Store | None = None,
@@ -147,6 +155,8 @@ class ToolLoop:
         self.policy = policy or ApprovalPolicy()
         self.tool_choice = check_tool_choice(tool_choice, list(self.tools))
         self.max_steps = max_steps
+        self.max_retries = max_retries
+        self.invalid_steps = 0  # steps in a row in which no call was valid
         info = engine.info
         self.result_limit = result_limit or (info.n_ctx if info is not None else 16_000)
         self.cancel = cancel or threading.Event()
@@ -166,6 +176,8 @@ class ToolLoop:
 
     def _choice(self, step: int) -> str:
         if self.tool_choice == "none" or not self.tools or step >= self.max_steps:
+            return "none"
+        if self.invalid_steps > self.max_retries:
             return "none"
         return self.tool_choice if step == 0 else "auto"
 
@@ -224,7 +236,8 @@ class ToolLoop:
         if tool is None:
             status, content = "error", f"unknown tool {call.name!r}; the tools are: {', '.join(self.tools)}"
         elif problems := validate_arguments(tool.parameters, call.arguments):
-            status, content = "error", "invalid arguments: " + "; ".join(problems)
+            status = "error"
+            content = f"invalid arguments: {'; '.join(problems)}. Fix them and call {tool.name} again."
         else:
             status, content, approval = self._approved_run(tool, call)
         if len(content) > self.result_limit:
@@ -330,6 +343,9 @@ class ToolLoop:
             results.append(entry.result)
             yield ToolCallStarted(unread, False)
             yield ToolCallFinished(unread, entry.result, entry.approval, 0.0)
+        step_entries = [e for e in self.trace if e.step == step]
+        valid = any(e.approval != "invalid" for e in step_entries)
+        self.invalid_steps = 0 if valid or not step_entries else self.invalid_steps + 1
         parts = [*([TextPart(self._prose)] if self._prose and calls else []), *calls]
         self.history.append(Message("assistant", tuple(parts) if calls else (TextPart(self._raw),)))
         self.history.append(Message("user", tuple(results)))
