@@ -108,7 +108,7 @@ class Turn:
             )
             self._checkpoints.begin(self.result.text)
         else:
-            self._checkpoints.tick(self.result.text)
+            self._checkpoints.tick(lambda: self.result.text)
 
     def _save(self) -> None:
         if self.store is None or self.conversation_id is None or self.saved is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from g3chat.core.types import TextPart
@@ -93,12 +93,12 @@ class Checkpointer:
         self._last = time.monotonic()
         return saved.id
 
-    def tick(self, text: str) -> None:
-        """One more token of ``text`` (the answer so far); save when a checkpoint is due."""
+    def tick(self, text: Callable[[], str]) -> None:
+        """One more token; when a checkpoint is due, save ``text()``, the answer so far (built only then)."""
         self._tokens += 1
         self._pending += 1
         if self._pending >= self.every_tokens or time.monotonic() - self._last >= self.every_seconds:
-            self.save(text)
+            self.save(text())
 
     def save(self, text: str) -> None:
         if self.message_id is None:
