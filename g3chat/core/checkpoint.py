@@ -48,8 +48,14 @@ def writer_alive(marker: Mapping[str, Any]) -> bool:
     pid = marker.get("pid")
     if not isinstance(pid, int):
         return False
-    started = _started(pid)
-    return started is not None and started == marker.get("started")
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        running = process.status() != psutil.STATUS_ZOMBIE  # killed, not yet reaped by its parent
+        return running and round(process.create_time(), 2) == marker.get("started")
+    except (psutil.Error, OSError):
+        return False
 
 
 class Checkpointer:

@@ -98,3 +98,63 @@ def test_chat_in_a_real_terminal(tmux: Tmux, test_model_path: Path, g3chat_home:
     with Store(db) as store:
         saved = store.messages(store.latest_conversation().id)
         assert [m.role for m in saved] == ["user", "assistant"] and saved[1].status == "complete"
+
+
+def test_sigkill_of_the_chat_ui_keeps_the_streamed_answer(
+    tmux: Tmux, test_model_path: Path, g3chat_home: Path
+) -> None:
+    """The chat UI checkpoints the answer as it streams: killed with SIGKILL mid-answer, the history keeps
+    what was on screen, shown as interrupted."""
+    import signal
+
+    env = {
+        "G3CHAT_HOME": str(g3chat_home),
+        "G3CHAT_MODEL": str(test_model_path),
+        "G3CHAT_ENGINE__N_CTX": "1024",
+        "G3CHAT_ENGINE__THREADS": "1",
+        "G3CHAT_GENERATION__MAX_TOKENS": "600",
+        "G3CHAT_GENERATION__SEED": "5",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)),
+        "TERM": "xterm-256color",
+    }
+    exports = " ".join(f"{k}={v!r}" for k, v in env.items())
+    # exec: the pane's process is g3chat itself, so its pid is the pane's.
+    command = f"cd {str(REPO)!r} && exec env {exports} {sys.executable} -m g3chat"
+    tmux.run("new-session", "-d", "-s", "g3", "-x", "110", "-y", "32", command)
+    tmux.wait_for(lambda s: "ready" in s, 120, "the model to load")
+    pid = int(tmux.run("display-message", "-p", "-t", "g3", "#{pane_pid}").strip())
+    tmux.run("send-keys", "-t", "g3", "-l", "Write a long story about the sea")
+    tmux.run("send-keys", "-t", "g3", "Enter")
+    db = g3chat_home / "data" / "history.db"
+
+    def streamed() -> bool:  # the answer's row exists and a checkpoint has rewritten it since its insert
+        with Store(db) as store:
+            conversation = store.latest_conversation()
+            path = store.messages(conversation.id) if conversation is not None else []
+            return len(path) == 2 and (path[1].completion_tokens or 0) >= 2
+
+    deadline = time.monotonic() + 120
+    while not streamed() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert streamed(), tmux.screen()
+    time.sleep(1.5)  # a little more on screen, and at least one more checkpoint
+    screen = " ".join(tmux.screen().split())
+    os.kill(pid, signal.SIGKILL)
+    import psutil
+
+    def dead() -> bool:  # kill() returns before the process is gone
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 10
+    while not dead() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with Store(db) as store:
+        user, answer = store.messages(store.latest_conversation().id)  # type: ignore[union-attr]
+    assert user.text == "Write a long story about the sea"
+    assert answer.shown_status == "interrupted" and answer.text.strip()
+    words = re.findall(r"[A-Za-z]{4,}", answer.text)[:3]
+    for word in words:  # what was saved had been on screen
+        assert word in screen, f"{word!r} of {answer.text!r} is not on the screen:\n{screen}"
