@@ -1,6 +1,6 @@
 """Saving an answer while it streams, so that a killed process keeps what the user already read.
 
-The answer's row is written when its first event arrives (status ``partial``) and rewritten at most every
+The answer's row is written when its first token arrives (status ``partial``) and rewritten at most every
 :data:`EVERY_TOKENS` tokens or :data:`EVERY_SECONDS` seconds, whichever comes first; the final save replaces
 it. While it streams, its meta carries ``writer``: the process writing it (pid, start time, host). A row whose
 writer is gone (SIGKILL, OOM kill, a closed terminal, a power cut) was interrupted; ``StoredMessage``'s
@@ -26,10 +26,15 @@ EVERY_SECONDS = 1.0
 
 
 def _started(pid: int) -> float | None:
+    """When process ``pid`` started, or None when there is no such process (a killed one not yet reaped by
+    its parent, a zombie, counts as gone)."""
     import psutil
 
     try:
-        return round(psutil.Process(pid).create_time(), 2)
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return round(process.create_time(), 2)
     except (psutil.Error, OSError):
         return None
 
@@ -41,21 +46,15 @@ def writer_marker() -> dict[str, Any]:
 
 
 def writer_alive(marker: Mapping[str, Any]) -> bool:
-    """Whether the process that ``marker`` names is still running. On another host it cannot be known,
-    so it is taken to be alive (the answer shows as streaming rather than wrongly as interrupted)."""
+    """Whether the process that ``marker`` names still runs (the same pid and start time). On another host
+    that cannot be known: taken to be alive (shown as streaming rather than wrongly as interrupted)."""
     if marker.get("host") != socket.gethostname():
         return True
     pid = marker.get("pid")
     if not isinstance(pid, int):
         return False
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        running = process.status() != psutil.STATUS_ZOMBIE  # killed, not yet reaped by its parent
-        return running and round(process.create_time(), 2) == marker.get("started")
-    except (psutil.Error, OSError):
-        return False
+    started = _started(pid)
+    return started is not None and started == marker.get("started")
 
 
 class Checkpointer:
@@ -78,7 +77,6 @@ class Checkpointer:
         self.every_tokens = every_tokens
         self.every_seconds = every_seconds
         self.message_id: int | None = None
-        self.saves = 0  # checkpoints written (the first insert not counted)
         self._tokens = 0
         self._pending = 0
         self._last = 0.0
@@ -110,6 +108,5 @@ class Checkpointer:
         if self.message_id is None:
             return
         self.store.checkpoint_message(self.message_id, text, self._tokens)
-        self.saves += 1
         self._pending = 0
         self._last = time.monotonic()
