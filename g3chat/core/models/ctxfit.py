@@ -76,11 +76,11 @@ def fit_context(
     if largest is None:
         return ContextFit(n_ctx, "; ".join(notices) or None)
     if explicit:
-        _, cpu, _ = place(facts, weights, hw, replace(shape, n_ctx=n_ctx), projector=projector)
+        _, best, _ = place(facts, weights, hw, replace(shape, n_ctx=n_ctx), projector=projector)
         raise InputError(
             f"--ctx {requested:,}: {name} with a {effective_ctx(facts, n_ctx):,}-token context needs "
-            f"{gib(with_margin(cpu.host_required))} of memory ({gib(cpu.kv_host + cpu.kv_gpu)} of it the KV "
-            f"cache), {gib(hw.ram_budget)} available; the largest context that fits is {largest:,} "
+            f"{gib(with_margin(best.host_required))} of memory ({gib(best.kv_host + best.kv_gpu)} of it "
+            f"the KV cache), {gib(hw.ram_budget)} available; the largest context that fits is {largest:,} "
             f"(--ctx {largest})"
         )
     notices.append(
