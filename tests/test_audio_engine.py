@@ -252,7 +252,7 @@ def test_weights_for_another_model_size_are_not_used(
 
 
 def test_incomplete_weights_are_passed_over(tiny_path: Path, speech: AttachmentPart, tmp_path: Path) -> None:
-    """An mmproj whose converter left out part of the tower (see README) must not shadow good weights."""
+    """An mmproj whose converter left out part of the tower (docs/audio.md) must not shadow good weights."""
     partial = {k: v for k, v in random_weights(SMALL, 2).items() if "conv_0.norm" not in k}
     path = tmp_path / "partial-audio.safetensors"
     path.write_bytes(safetensors_bytes({f"model.{k}": v for k, v in partial.items()}))

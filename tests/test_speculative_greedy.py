@@ -1,13 +1,13 @@
 """Greedy speculation on the production path: every kept token is the argmax of the row llama.cpp computed.
 
-The README says greedy output with speculation can differ from plain decoding only because llama.cpp may
-compute a position's logits slightly differently inside a verification batch than alone. This checks that
-claim where it matters, with what the engine really runs (flash attention, two threads, the draft lengths
-DraftPolicy picks): for every kept token, plain and speculative, the logits llama.cpp computed for the
-position before it (read from the batch itself, after each llama_decode) have that token as their argmax.
-A speculative loop that judged a draft by the wrong row or kept a rejected draft would break this; a kernel
-that is not batch-invariant would not (llama.cpp itself refuses a batch whose positions do not follow the
-cache's, so rejected drafts cannot linger there).
+docs/performance.md says greedy output with speculation can differ from plain decoding only because
+llama.cpp may compute a position's logits slightly differently inside a verification batch than alone. This
+checks that claim where it matters, with what the engine really runs (flash attention, two threads, the
+draft lengths DraftPolicy picks): for every kept token, plain and speculative, the logits llama.cpp computed
+for the position before it (read from the batch itself, after each llama_decode) have that token as their
+argmax. A speculative loop that judged a draft by the wrong row or kept a rejected draft would break this; a
+kernel that is not batch-invariant would not (llama.cpp itself refuses a batch whose positions do not follow
+the cache's, so rejected drafts cannot linger there).
 """
 
 from __future__ import annotations
