@@ -106,3 +106,65 @@ def test_paths_follow_g3chat_home(tmp_path: Path) -> None:
 
 def test_settings_default_construct() -> None:
     assert Settings().engine.n_ctx == 8192
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[engine]\nspeculative = "maybe"\n', ":2: engine.speculative must be one of auto, on, off"),
+        ("generation = 1\n", ":1: generation must be a table"),
+        ("[keys]\nnew_chat = 1\n", 'keys must be a table of action = "key" strings'),
+        ("[tools]\nmax_step = 1\n", ":2: tools.max_step is not a known setting (known: max_steps, mcp, "),
+        ("[generation]\ntop_k = 1.5\n", ":2: generation.top_k must be an integer"),
+        ("[generation]\ntop_k = true\n", ":2: generation.top_k must be an integer"),
+        ("[tools]\ntimeout = 0.05\n", ":2: tools.timeout must be at least 0.1"),
+    ],
+)
+def test_declared_types_give_the_same_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    assert f"{path}{expected}" in str(info.value) if expected.startswith(":") else expected in str(info.value)
+
+
+def test_env_text_is_read_leniently(tmp_path: Path) -> None:
+    env = {
+        "G3CHAT_UI__MARKDOWN": " off ",
+        "G3CHAT_UI__TOOLS": "No",
+        "G3CHAT_TOOLS__MCP": "yes",
+        "G3CHAT_GENERATION__TOP_K": " 5 ",
+        "G3CHAT_ENGINE__MODEL": " spaced ",
+        "G3CHAT_ENGINE__SPECULATIVE": "off",
+    }
+    s = load_settings(tmp_path / "none.toml", env)
+    assert (s.ui.markdown, s.ui.tools, s.tools.mcp, s.generation.top_k) == (False, False, True, 5)
+    assert s.engine.model == " spaced " and s.engine.speculative == "off"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"G3CHAT_ENGINE__SPECULATIVE": "yes"},
+            "G3CHAT_ENGINE__SPECULATIVE='yes': must be one of auto, on, off",
+        ),
+        ({"G3CHAT_UI__MARKDOWN": "maybe"}, "G3CHAT_UI__MARKDOWN='maybe': must be true or false"),
+        ({"G3CHAT_ENGINE__RETRIES": "11"}, "G3CHAT_ENGINE__RETRIES='11': must be between 0 and 10"),
+        ({"G3CHAT_ENGINE__BASE_URL": "box:1"}, "G3CHAT_ENGINE__BASE_URL='box:1': must be an http(s) URL"),
+    ],
+)
+def test_env_values_are_checked_like_the_file(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "none.toml", env)
+    assert expected in str(info.value)
+
+
+def test_defaults_round_trip_through_a_file(tmp_path: Path) -> None:
+    import tomlkit
+
+    from g3chat.config import settings_to_dict
+
+    defaults = settings_to_dict(Settings())
+    path = write(tmp_path, tomlkit.dumps(defaults))
+    assert settings_to_dict(load_settings(path, {})) == defaults
+    assert [name for name, _, _ in documented_fields()][:2] == ["model", "generation.temperature"]
