@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +171,25 @@ def test_defaults_round_trip_through_a_file(tmp_path: Path) -> None:
     path = write(tmp_path, tomlkit.dumps(defaults))
     assert settings_to_dict(load_settings(path, {})) == defaults
     assert [name for name, _, _ in documented_fields()][:2] == ["model", "generation.temperature"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["config", "path"]])
+def test_light_commands_do_not_load_the_settings(argv: list[str], tmp_path: Path) -> None:
+    """``--help`` and ``config path`` stay quick: msgspec (the settings' checker) loads only with settings."""
+
+    code = (
+        f"import sys\nfrom g3chat.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted({'msgspec', 'g3chat.config'} & set(sys.modules))\n"
+        "sys.stderr.write(','.join(loaded))\nsys.exit(1 if loaded else 0)"
+    )
+    env = {**os.environ, "G3CHAT_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr[-500:]
+
+
+def test_nan_is_out_of_every_range(tmp_path: Path) -> None:
+    """TOML and the environment can spell NaN; it fails every comparison, so a bound must reject it."""
+    with pytest.raises(ConfigError, match=r":2: generation.temperature must be at least 0"):
+        load_settings(write(tmp_path, "[generation]\ntemperature = nan\n"), {})
+    with pytest.raises(ConfigError, match=r"TOP_P='nan': must be between 0 and 1"):
+        load_settings(tmp_path / "none.toml", {"G3CHAT_GENERATION__TOP_P": "nan"})
