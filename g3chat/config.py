@@ -380,7 +380,7 @@ def documented_fields() -> list[tuple[str, Any, str]]:
         for f in msgspec.structs.fields(owner) if prefix else [top]:
             default = f.default_factory() if f.default is msgspec.NODEFAULT else f.default
             meta = _declared(owner, f.name)[1]
-            rows.append((prefix + f.name, default, meta.description if meta else ""))
+            rows.append((prefix + f.name, default, (meta and meta.description) or ""))
     return rows
 
 
