@@ -1,21 +1,25 @@
 """The one typed configuration: a TOML file plus ``G3CHAT_*`` environment overrides.
 
-Every field is documented here (``g3chat config show`` prints them). Precedence, lowest first: defaults,
-the config file, the environment (``G3CHAT_MODEL``, ``G3CHAT_<SECTION>__<FIELD>``, e.g.
-``G3CHAT_GENERATION__TEMPERATURE=0.2``), then command-line flags. A malformed file or variable is a
-:class:`ConfigError` naming the file and line (exit code 2).
+Every field is declared once below as a msgspec type with its constraints and documentation
+(``Annotated[float, Meta(ge=0, le=1, description=...)]``): msgspec checks the file and the environment
+against them, ``g3chat config show --docs`` prints the descriptions, and :func:`_explain` turns msgspec's
+error into the one-line message users see. Precedence, lowest first: defaults, the config file, the
+environment (``G3CHAT_MODEL``, ``G3CHAT_<SECTION>__<FIELD>``, e.g. ``G3CHAT_GENERATION__TEMPERATURE=0.2``),
+then command-line flags. A malformed file or variable is a :class:`ConfigError` naming the file and line
+(exit code 2).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import msgspec
+from msgspec import Meta
 
 from g3chat.core.errors import ConfigError
 from g3chat.core.types import GenerationParams
@@ -26,52 +30,30 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENV_PREFIX = "G3CHAT_"
+# Empty, or an http(s) URL; msgspec reports a pattern miss as a regex, so the field carries its own words.
+_URL = r"^$|^\s*https?://[^/\s]+"
+_URL_ERROR = {"error": "must be an http(s) URL such as http://127.0.0.1:8080/v1, or empty"}
 
 
-def _doc(text: str, check: Any = None) -> dict[str, Any]:
-    return {"doc": text, "check": check}
+class _Table(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A config table: values are checked against the declared types, and an unknown key is an error."""
 
 
-def _between(lo: float, hi: float | None = None):
-    def check(value: float) -> str | None:
-        if value < lo or (hi is not None and value > hi):
-            return f"must be between {lo} and {hi}" if hi is not None else f"must be at least {lo}"
-        return None
-
-    return check
-
-
-def _url_or_empty(value: str) -> str | None:
-    if value and not re.match(r"^https?://[^/\s]+", value.strip()):
-        return "must be an http(s) URL such as http://127.0.0.1:8080/v1, or empty"
-    return None
-
-
-def _one_of(*choices: str):
-    def check(value: str) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}"
-
-    return check
-
-
-@dataclass
-class GenerationSettings:
+class GenerationSettings(_Table):
     """Sampling. Defaults are Gemma 3n's recommended values."""
 
-    temperature: float = field(default=1.0, metadata=_doc("Sampling temperature; 0 is greedy.", _between(0)))
-    top_k: int = field(default=64, metadata=_doc("Keep the k most likely tokens; 0 disables.", _between(0)))
-    top_p: float = field(default=0.95, metadata=_doc("Nucleus sampling threshold.", _between(0, 1)))
-    min_p: float = field(
-        default=0.0, metadata=_doc("Drop tokens below min_p x the top probability.", _between(0, 1))
-    )
-    repeat_penalty: float = field(
-        default=1.0, metadata=_doc("Penalty for repeated tokens; 1 disables.", _between(0))
-    )
-    seed: int = field(default=-1, metadata=_doc("Random seed; -1 picks a new one each time."))
-    max_tokens: int = field(
-        default=0, metadata=_doc("Most tokens in one answer; 0 means until the context is full.", _between(0))
-    )
-    system_prompt: str = field(default="", metadata=_doc("System prompt for new conversations."))
+    temperature: Annotated[float, Meta(ge=0, description="Sampling temperature; 0 is greedy.")] = 1.0
+    top_k: Annotated[int, Meta(ge=0, description="Keep the k most likely tokens; 0 disables.")] = 64
+    top_p: Annotated[float, Meta(ge=0, le=1, description="Nucleus sampling threshold.")] = 0.95
+    min_p: Annotated[
+        float, Meta(ge=0, le=1, description="Drop tokens below min_p x the top probability.")
+    ] = 0.0
+    repeat_penalty: Annotated[float, Meta(ge=0, description="Penalty for repeated tokens; 1 disables.")] = 1.0
+    seed: Annotated[int, Meta(description="Random seed; -1 picks a new one each time.")] = -1
+    max_tokens: Annotated[
+        int, Meta(ge=0, description="Most tokens in one answer; 0 means until the context is full.")
+    ] = 0
+    system_prompt: Annotated[str, Meta(description="System prompt for new conversations.")] = ""
 
     def params(self) -> GenerationParams:
         return GenerationParams(
@@ -85,235 +67,228 @@ class GenerationSettings:
         )
 
 
-@dataclass
-class EngineSettings:
+class EngineSettings(_Table):
     """How the model runs: llama.cpp in this process, or an OpenAI-compatible server (``base_url``)."""
 
-    n_ctx: int = field(
-        default=8192,
-        metadata=_doc("Context window in tokens; 0 uses the model's trained maximum.", _between(0)),
-    )
-    threads: int = field(
-        default=0, metadata=_doc("CPU threads; 0 uses the number of physical cores.", _between(0))
-    )
-    n_gpu_layers: int = field(
-        default=-1,
-        metadata=_doc(
-            "Layers to offload to a GPU when this llama.cpp build has one; -1 offloads all.", _between(-1)
+    n_ctx: Annotated[
+        int, Meta(ge=0, description="Context window in tokens; 0 uses the model's trained maximum.")
+    ] = 8192
+    threads: Annotated[int, Meta(ge=0, description="CPU threads; 0 uses the number of physical cores.")] = 0
+    n_gpu_layers: Annotated[
+        int,
+        Meta(
+            ge=-1,
+            description="Layers to offload to a GPU when this llama.cpp build has one; -1 offloads all.",
         ),
-    )
-    n_batch: int = field(default=512, metadata=_doc("Prompt tokens evaluated per batch.", _between(1)))
-    flash_attn: bool = field(
-        default=True,
-        metadata=_doc(
-            "Use flash attention (faster decode on long contexts; CPU, CUDA and Metal support it). Turn off "
-            "if your GPU backend does not."
+    ] = -1
+    n_batch: Annotated[int, Meta(ge=1, description="Prompt tokens evaluated per batch.")] = 512
+    flash_attn: Annotated[
+        bool,
+        Meta(
+            description="Use flash attention (faster decode on long contexts; CPU, CUDA and Metal support "
+            "it). Turn off if your GPU backend does not."
         ),
-    )
-    speculative: str = field(
-        default="auto",
-        metadata=_doc(
-            "Prompt-lookup speculative decoding: faster when answers repeat the conversation's text. "
-            "auto: on when sampling without a seed, off for greedy (temperature 0) or seeded runs so they "
-            "stay reproducible (llama.cpp computes a batch of tokens slightly differently from one token "
-            "at a time); on; off.",
-            _one_of("auto", "on", "off"),
+    ] = True
+    speculative: Annotated[
+        Literal["auto", "on", "off"],
+        Meta(
+            description="Prompt-lookup speculative decoding: faster when answers repeat the conversation's "
+            "text. auto: on when sampling without a seed, off for greedy (temperature 0) or seeded runs so "
+            "they stay reproducible (llama.cpp computes a batch of tokens slightly differently from one "
+            "token at a time); on; off."
         ),
-    )
-    state_cache_mb: int = field(
-        default=2048,
-        metadata=_doc(
-            "Disk budget for saved KV states of long conversations (continue them in a new process without "
-            "re-reading history); 0 disables.",
-            _between(0),
+    ] = "auto"
+    state_cache_mb: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="Disk budget for saved KV states of long conversations (continue them in a new "
+            "process without re-reading history); 0 disables.",
         ),
-    )
-    state_memory_mb: int = field(
-        default=512,
-        metadata=_doc(
-            "Memory budget for KV states of recent conversations (fast switching); 0 disables.", _between(0)
+    ] = 2048
+    state_memory_mb: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="Memory budget for KV states of recent conversations (fast switching); 0 disables.",
         ),
-    )
-    mmproj: str = field(
-        default="",
-        metadata=_doc(
-            "Vision/audio projector (mmproj GGUF) for attachments; empty looks for one beside the model "
-            "(mmproj*.gguf)."
+    ] = 512
+    mmproj: Annotated[
+        str,
+        Meta(
+            description="Vision/audio projector (mmproj GGUF) for attachments; empty looks for one beside "
+            "the model (mmproj*.gguf)."
         ),
-    )
-    audio_weights: str = field(
-        default="",
-        metadata=_doc(
-            "Gemma 3n's audio encoder weights: a safetensors file or an mmproj GGUF holding the audio tower; "
-            "empty uses the projector when it has the tower, else what 'g3chat models pull --audio' "
-            "installed."
+    ] = ""
+    audio_weights: Annotated[
+        str,
+        Meta(
+            description="Gemma 3n's audio encoder weights: a safetensors file or an mmproj GGUF holding "
+            "the audio tower; empty uses the projector when it has the tower, else what 'g3chat models "
+            "pull --audio' installed."
         ),
-    )
-    swa_full: bool = field(
-        default=True,
-        metadata=_doc(
-            "Keep the full sliding-window KV cache. Costs memory on long contexts but lets regenerate and "
-            "edit reuse the cache; false saves memory and re-evaluates history when they roll back far."
+    ] = ""
+    swa_full: Annotated[
+        bool,
+        Meta(
+            description="Keep the full sliding-window KV cache. Costs memory on long contexts but lets "
+            "regenerate and edit reuse the cache; false saves memory and re-evaluates history when they "
+            "roll back far."
         ),
-    )
-    base_url: str = field(
-        default="",
-        metadata=_doc(
-            "OpenAI-compatible server to use instead of llama.cpp in this process, e.g. "
+    ] = True
+    base_url: Annotated[
+        str,
+        Meta(
+            pattern=_URL,
+            extra=_URL_ERROR,
+            description="OpenAI-compatible server to use instead of llama.cpp in this process, e.g. "
             "http://127.0.0.1:8080/v1 (llama-server, vLLM, Ollama); empty runs the model locally.",
-            _url_or_empty,
         ),
-    )
-    api_key_env: str = field(
-        default="",
-        metadata=_doc(
-            "Name of the environment variable holding the server's API key (e.g. OPENAI_API_KEY); "
-            "empty sends none. The key itself never goes in this file."
+    ] = ""
+    api_key_env: Annotated[
+        str,
+        Meta(
+            description="Name of the environment variable holding the server's API key (e.g. "
+            "OPENAI_API_KEY); empty sends none. The key itself never goes in this file."
         ),
-    )
-    model: str = field(
-        default="",
-        metadata=_doc("Model name to ask the server for; empty uses the server's only model."),
-    )
-    read_timeout: float = field(
-        default=120.0,
-        metadata=_doc(
-            "Seconds to wait for the server to send anything before giving up (a long prompt on a slow "
-            "server needs more).",
-            _between(1),
+    ] = ""
+    model: Annotated[
+        str, Meta(description="Model name to ask the server for; empty uses the server's only model.")
+    ] = ""
+    read_timeout: Annotated[
+        float,
+        Meta(
+            ge=1,
+            description="Seconds to wait for the server to send anything before giving up (a long prompt "
+            "on a slow server needs more).",
         ),
-    )
-    retries: int = field(
-        default=3,
-        metadata=_doc(
-            "Attempts after the first when the server answers 5xx or the connection fails before the answer "
-            "starts (exponential backoff from 0.5 s); a half-streamed answer is never retried.",
-            _between(0, 10),
+    ] = 120.0
+    retries: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=10,
+            description="Attempts after the first when the server answers 5xx or the connection fails "
+            "before the answer starts (exponential backoff from 0.5 s); a half-streamed answer is never "
+            "retried.",
         ),
-    )
+    ] = 3
 
 
-@dataclass
-class UISettings:
+class UISettings(_Table):
     """The terminal interface."""
 
-    theme: str = field(
-        default="g3-dark", metadata=_doc("Theme name (built-in or from the user themes folder).")
+    theme: Annotated[str, Meta(description="Theme name (built-in or from the user themes folder).")] = (
+        "g3-dark"
     )
-    markdown: bool = field(default=True, metadata=_doc("Render answers as Markdown on a terminal."))
-    tools: bool = field(
-        default=True,
-        metadata=_doc(
-            "Let the model call tools in the chat UI (reading at once, changes after your approval); "
-            "F9 turns them on or off per conversation."
+    markdown: Annotated[bool, Meta(description="Render answers as Markdown on a terminal.")] = True
+    tools: Annotated[
+        bool,
+        Meta(
+            description="Let the model call tools in the chat UI (reading at once, changes after your "
+            "approval); F9 turns them on or off per conversation."
         ),
-    )
+    ] = True
 
 
-@dataclass
-class ToolSettings:
+class ToolSettings(_Table):
     """Tool calls (``g3chat ask --tools``, the chat UI)."""
 
-    max_steps: int = field(
-        default=8, metadata=_doc("Most rounds of tool calls before the model must answer.", _between(1, 100))
-    )
-    timeout: float = field(default=30.0, metadata=_doc("Seconds a tool call may take.", _between(0.1)))
-    shell_timeout: float = field(
-        default=30.0, metadata=_doc("Seconds before run_shell kills its command.", _between(0.1))
-    )
-    output_limit: int = field(
-        default=16000, metadata=_doc("Characters of one tool result the model sees.", _between(100))
-    )
-    roots: str = field(
-        default="",
-        metadata=_doc(
-            "Folders the file tools may use besides the working folder, separated by the path separator "
-            "(: or ;)."
+    max_steps: Annotated[
+        int, Meta(ge=1, le=100, description="Most rounds of tool calls before the model must answer.")
+    ] = 8
+    timeout: Annotated[float, Meta(ge=0.1, description="Seconds a tool call may take.")] = 30.0
+    shell_timeout: Annotated[
+        float, Meta(ge=0.1, description="Seconds before run_shell kills its command.")
+    ] = 30.0
+    output_limit: Annotated[
+        int, Meta(ge=100, description="Characters of one tool result the model sees.")
+    ] = 16000
+    roots: Annotated[
+        str,
+        Meta(
+            description="Folders the file tools may use besides the working folder, separated by the "
+            "path separator (: or ;)."
         ),
-    )
-    mcp: bool = field(default=True, metadata=_doc("Connect to the MCP servers listed in mcp.json."))
+    ] = ""
+    mcp: Annotated[bool, Meta(description="Connect to the MCP servers listed in mcp.json.")] = True
 
 
-@dataclass
-class Settings:
+class Settings(_Table):
     """Everything configurable. ``model`` is a GGUF path or a catalog variant name."""
 
-    model: str = field(
-        default="",
-        metadata=_doc(
-            "GGUF path or model variant name ('g3chat models list'); empty picks the best installed "
-            "one that fits."
+    model: Annotated[
+        str,
+        Meta(
+            description="GGUF path or model variant name ('g3chat models list'); empty picks the best "
+            "installed one that fits."
         ),
-    )
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
-    engine: EngineSettings = field(default_factory=EngineSettings)
-    ui: UISettings = field(default_factory=UISettings)
-    tools: ToolSettings = field(default_factory=ToolSettings)
-    keys: dict[str, str] = field(default_factory=dict, metadata=_doc('Key bindings: action = "key".'))
+    ] = ""
+    generation: GenerationSettings = msgspec.field(default_factory=GenerationSettings)
+    engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    ui: UISettings = msgspec.field(default_factory=UISettings)
+    tools: ToolSettings = msgspec.field(default_factory=ToolSettings)
+    keys: Annotated[dict[str, str], Meta(description='Key bindings: action = "key".')] = {}
 
 
-_SECTION_TYPES = {
-    "generation": GenerationSettings,
-    "engine": EngineSettings,
-    "ui": UISettings,
-    "tools": ToolSettings,
+_KIND_ERRORS: dict[Any, str] = {
+    float: "must be a number",
+    int: "must be an integer",
+    bool: "must be true or false",
+    str: "must be a string",
+    dict: 'must be a table of action = "key" strings',
+}
+# What an environment variable may say for true or false, beyond the "true"/"false" msgspec reads.
+_ENV_BOOLS = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
 }
 
 
-def _coerce(value: Any, kind: type, *, from_text: bool) -> Any:
-    """Convert ``value`` to ``kind`` or raise ValueError with a short reason."""
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if from_text and str(value).strip().lower() in ("1", "true", "yes", "on"):
-            return True
-        if from_text and str(value).strip().lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError("must be true or false")
-    if kind is int:
-        if isinstance(value, bool):
-            raise ValueError("must be an integer")
-        if isinstance(value, int):
-            return value
-        if from_text:
-            try:
-                return int(str(value).strip())
-            except ValueError:
-                pass
-        raise ValueError("must be an integer")
-    if kind is float:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if from_text:
-            try:
-                return float(str(value).strip())
-            except ValueError:
-                pass
-        raise ValueError("must be a number")
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        raise ValueError("must be a string")
-    raise ValueError(f"unsupported type {kind}")  # pragma: no cover
+def _sections() -> dict[str, type[_Table]]:
+    """The tables of Settings by name: generation, engine, ui, tools."""
+    return {
+        f.name: f.type
+        for f in msgspec.structs.fields(Settings)
+        if isinstance(f.type, type) and issubclass(f.type, _Table)
+    }
 
 
-def _field_types(cls: type) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(cls)}
+def _declared(cls: type[_Table], name: str) -> tuple[Any, Meta | None]:
+    """The declared type of field ``name`` of ``cls``, without ``Annotated``, and its constraints."""
+    kind = next(f.type for f in msgspec.structs.fields(cls) if f.name == name)
+    if get_origin(kind) is Annotated:
+        kind, *extras = get_args(kind)
+        return kind, next((m for m in extras if isinstance(m, Meta)), None)
+    return kind, None
 
 
-def _kind(f: dataclasses.Field) -> type:
-    return {"float": float, "int": int, "str": str, "bool": bool}[str(f.type)]
+def _explain(cls: type[_Table], error: msgspec.ValidationError) -> tuple[list[str], str]:
+    """(key path, reason) for ``error`` from converting a mapping to ``cls``, in the user's words.
 
-
-def _set(target: Any, f: dataclasses.Field, raw: Any, *, from_text: bool) -> None:
-    value = _coerce(raw, _kind(f), from_text=from_text)
-    check = f.metadata.get("check")
-    problem = check(value) if check else None
-    if problem:
-        raise ValueError(problem)
-    setattr(target, f.name, value)
+    msgspec says ``Expected `float` <= 1.0 - at `$.generation.top_p```; the reason is rebuilt from the
+    declared field instead: a wrong type names the kind, a failed constraint its bounds.
+    """
+    message, _, where = str(error).partition(" - at `$")
+    path = [part for part in re.sub(r"\[.*?\]", "", where.rstrip("`")).split(".") if part]
+    unknown = re.match(r"Object contains unknown field `(.*)`", message)
+    owner: Any = cls
+    for name in path if unknown else path[:-1]:
+        owner = _declared(owner, name)[0]
+    if unknown:
+        known = "" if owner is Settings else f" (known: {', '.join(sorted(owner.__struct_fields__))})"
+        return [*path, unknown.group(1)], f"is not a known setting{known}"
+    kind, meta = _declared(owner, path[-1])
+    if get_origin(kind) is Literal:
+        return path, f"must be one of {', '.join(get_args(kind))}"
+    if isinstance(kind, type) and issubclass(kind, _Table):
+        return path, "must be a table"
+    if meta is not None and ", got `" not in message:  # the kind was right: a declared constraint failed
+        if meta.extra:
+            return path, meta.extra["error"]
+        bounds = f"between {meta.ge} and {meta.le}" if meta.le is not None else f"at least {meta.ge}"
+        return path, f"must be {bounds}"
+    return path, _KIND_ERRORS[get_origin(kind) or kind]
 
 
 def _line_of(text: str, section: str | None, key: str) -> int | None:
@@ -330,59 +305,43 @@ def _line_of(text: str, section: str | None, key: str) -> int | None:
     return None
 
 
-def apply_mapping(settings: Settings, data: Mapping[str, Any], *, where: str, text: str = "") -> None:
-    """Apply a parsed TOML mapping to ``settings``; problems raise ConfigError naming ``where`` and line."""
-
-    def fail(section: str | None, key: str, reason: str) -> None:
-        line = _line_of(text, section, key) if text else None
-        dotted = f"{section}.{key}" if section else key
-        location = f"{where}:{line}" if line else where
-        raise ConfigError(f"{location}: {dotted} {reason}")
-
-    for key, value in data.items():
-        if key == "model":
-            if not isinstance(value, str):
-                fail(None, key, "must be a string")
-            settings.model = value
-        elif key == "keys":
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-                fail(None, key, 'must be a table of action = "key" strings')
-            settings.keys.update(value)
-        elif key in _SECTION_TYPES:
-            if not isinstance(value, dict):
-                fail(None, key, "must be a table")
-            section = getattr(settings, key)
-            fields = _field_types(_SECTION_TYPES[key])
-            for name, raw in value.items():
-                if name not in fields:
-                    fail(key, name, f"is not a known setting (known: {', '.join(sorted(fields))})")
-                try:
-                    _set(section, fields[name], raw, from_text=False)
-                except ValueError as exc:
-                    fail(key, name, str(exc))
-        else:
-            fail(None, key, "is not a known setting")
+def settings_from_mapping(data: Mapping[str, Any], *, where: str, text: str = "") -> Settings:
+    """Settings from a parsed TOML mapping; a problem raises ConfigError naming ``where`` and the line."""
+    try:
+        return msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        path, reason = _explain(Settings, exc)
+    *sections, key = path
+    section = ".".join(sections) or None
+    line = _line_of(text, section, key) if text else None
+    location = f"{where}:{line}" if line else where
+    raise ConfigError(f"{location}: {'.'.join(path)} {reason}")
 
 
 def apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
     """Apply ``G3CHAT_MODEL`` and ``G3CHAT_<SECTION>__<FIELD>`` variables."""
     if environ.get(f"{ENV_PREFIX}MODEL"):
         settings.model = environ[f"{ENV_PREFIX}MODEL"]
+    sections = _sections()
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section_name, _, field_name = name[len(ENV_PREFIX) :].lower().partition("__")
-        if section_name not in _SECTION_TYPES:
-            raise ConfigError(
-                f"{name}: unknown section {section_name!r} (known: {', '.join(_SECTION_TYPES)})"
-            )
-        fields = _field_types(_SECTION_TYPES[section_name])
-        if field_name not in fields:
-            raise ConfigError(f"{name}: unknown setting {field_name!r} (known: {', '.join(sorted(fields))})")
+        if section_name not in sections:
+            raise ConfigError(f"{name}: unknown section {section_name!r} (known: {', '.join(sections)})")
+        cls = sections[section_name]
+        if field_name not in cls.__struct_fields__:
+            known = ", ".join(sorted(cls.__struct_fields__))
+            raise ConfigError(f"{name}: unknown setting {field_name!r} (known: {known})")
+        kind = _declared(cls, field_name)[0]
+        text: Any = raw.strip() if kind in (int, float) else raw
+        if kind is bool:
+            text = _ENV_BOOLS.get(raw.strip().lower(), raw)
         try:
-            _set(getattr(settings, section_name), fields[field_name], raw, from_text=True)
-        except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r}: {exc}") from None
+            value = getattr(msgspec.convert({field_name: text}, cls, strict=False), field_name)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{name}={raw!r}: {_explain(cls, exc)[1]}") from None
+        setattr(getattr(settings, section_name), field_name, value)
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -402,22 +361,26 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
             reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
             location = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
             raise ConfigError(f"{location}: invalid TOML: {reason}") from None
-        apply_mapping(settings, data, where=str(path), text=text)
+        settings = settings_from_mapping(data, where=str(path), text=text)
     apply_env(settings, os.environ if environ is None else environ)
     return settings
 
 
 def settings_to_dict(settings: Settings) -> dict[str, Any]:
-    return dataclasses.asdict(settings)
+    values: dict[str, Any] = msgspec.to_builtins(settings)
+    return values
 
 
 def documented_fields() -> list[tuple[str, Any, str]]:
     """(dotted name, default, doc) for every field, for ``config show --docs`` and the README."""
-    rows: list[tuple[str, Any, str]] = [("model", "", Settings.__dataclass_fields__["model"].metadata["doc"])]
-    for section, cls in _SECTION_TYPES.items():
-        for f in dataclasses.fields(cls):
-            rows.append((f"{section}.{f.name}", f.default, f.metadata.get("doc", "")))
-    rows.append(("keys", {}, Settings.__dataclass_fields__["keys"].metadata["doc"]))
+    rows: list[tuple[str, Any, str]] = []
+    sections = _sections()
+    for top in msgspec.structs.fields(Settings):
+        owner, prefix = (sections[top.name], f"{top.name}.") if top.name in sections else (Settings, "")
+        for f in msgspec.structs.fields(owner) if prefix else [top]:
+            default = f.default_factory() if f.default is msgspec.NODEFAULT else f.default
+            meta = _declared(owner, f.name)[1]
+            rows.append((prefix + f.name, default, (meta and meta.description) or ""))
     return rows
 
 

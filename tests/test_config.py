@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,87 @@ def test_paths_follow_g3chat_home(tmp_path: Path) -> None:
 
 def test_settings_default_construct() -> None:
     assert Settings().engine.n_ctx == 8192
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[engine]\nspeculative = "maybe"\n', ":2: engine.speculative must be one of auto, on, off"),
+        ("generation = 1\n", ":1: generation must be a table"),
+        ("[keys]\nnew_chat = 1\n", 'keys must be a table of action = "key" strings'),
+        ("[tools]\nmax_step = 1\n", ":2: tools.max_step is not a known setting (known: max_steps, mcp, "),
+        ("[generation]\ntop_k = 1.5\n", ":2: generation.top_k must be an integer"),
+        ("[generation]\ntop_k = true\n", ":2: generation.top_k must be an integer"),
+        ("[tools]\ntimeout = 0.05\n", ":2: tools.timeout must be at least 0.1"),
+    ],
+)
+def test_declared_types_give_the_same_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    assert f"{path}{expected}" in str(info.value) if expected.startswith(":") else expected in str(info.value)
+
+
+def test_env_text_is_read_leniently(tmp_path: Path) -> None:
+    env = {
+        "G3CHAT_UI__MARKDOWN": " off ",
+        "G3CHAT_UI__TOOLS": "No",
+        "G3CHAT_TOOLS__MCP": "yes",
+        "G3CHAT_GENERATION__TOP_K": " 5 ",
+        "G3CHAT_ENGINE__MODEL": " spaced ",
+        "G3CHAT_ENGINE__SPECULATIVE": "off",
+    }
+    s = load_settings(tmp_path / "none.toml", env)
+    assert (s.ui.markdown, s.ui.tools, s.tools.mcp, s.generation.top_k) == (False, False, True, 5)
+    assert s.engine.model == " spaced " and s.engine.speculative == "off"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"G3CHAT_ENGINE__SPECULATIVE": "yes"},
+            "G3CHAT_ENGINE__SPECULATIVE='yes': must be one of auto, on, off",
+        ),
+        ({"G3CHAT_UI__MARKDOWN": "maybe"}, "G3CHAT_UI__MARKDOWN='maybe': must be true or false"),
+        ({"G3CHAT_ENGINE__RETRIES": "11"}, "G3CHAT_ENGINE__RETRIES='11': must be between 0 and 10"),
+        ({"G3CHAT_ENGINE__BASE_URL": "box:1"}, "G3CHAT_ENGINE__BASE_URL='box:1': must be an http(s) URL"),
+    ],
+)
+def test_env_values_are_checked_like_the_file(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "none.toml", env)
+    assert expected in str(info.value)
+
+
+def test_defaults_round_trip_through_a_file(tmp_path: Path) -> None:
+    import tomlkit
+
+    from g3chat.config import settings_to_dict
+
+    defaults = settings_to_dict(Settings())
+    path = write(tmp_path, tomlkit.dumps(defaults))
+    assert settings_to_dict(load_settings(path, {})) == defaults
+    assert [name for name, _, _ in documented_fields()][:2] == ["model", "generation.temperature"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["config", "path"]])
+def test_light_commands_do_not_load_the_settings(argv: list[str], tmp_path: Path) -> None:
+    """``--help`` and ``config path`` stay quick: msgspec (the settings' checker) loads only with settings."""
+
+    code = (
+        f"import sys\nfrom g3chat.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted({'msgspec', 'g3chat.config'} & set(sys.modules))\n"
+        "sys.stderr.write(','.join(loaded))\nsys.exit(1 if loaded else 0)"
+    )
+    env = {**os.environ, "G3CHAT_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr[-500:]
+
+
+def test_nan_is_out_of_every_range(tmp_path: Path) -> None:
+    """TOML and the environment can spell NaN; it fails every comparison, so a bound must reject it."""
+    with pytest.raises(ConfigError, match=r":2: generation.temperature must be at least 0"):
+        load_settings(write(tmp_path, "[generation]\ntemperature = nan\n"), {})
+    with pytest.raises(ConfigError, match=r"TOP_P='nan': must be between 0 and 1"):
+        load_settings(tmp_path / "none.toml", {"G3CHAT_GENERATION__TOP_P": "nan"})

@@ -1,11 +1,11 @@
-"""``g3chat config``: where the config lives and the effective settings."""
+"""``g3chat config``: where the config lives and the effective settings.
+
+``config path`` imports only the paths module: the settings (and msgspec, which checks them) load when shown.
+"""
 
 from __future__ import annotations
 
 import sys
-
-from g3chat.config import documented_fields, settings_to_dict
-from g3chat.runtime import Runtime
 
 
 def show_path(all_paths: bool) -> None:
@@ -22,6 +22,9 @@ def show_path(all_paths: bool) -> None:
 
 def show_config(docs: bool) -> None:
     import tomlkit
+
+    from g3chat.config import documented_fields, settings_to_dict
+    from g3chat.runtime import Runtime
 
     runtime = Runtime.from_env()
     values = settings_to_dict(runtime.settings)
