@@ -372,7 +372,7 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
 
 
 def documented_fields() -> list[tuple[str, Any, str]]:
-    """(dotted name, default, doc) for every field, for ``config show --docs`` and the README."""
+    """(dotted name, default, doc) for every field, for ``config show --docs`` and docs/configuration.md."""
     rows: list[tuple[str, Any, str]] = []
     sections = _sections()
     for top in msgspec.structs.fields(Settings):
