@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from g3chat.config import documented_fields, settings_to_dict
 from g3chat.runtime import Runtime
 
 
-def show_path(all_paths: bool) -> None:
+def show_path(all_paths: bool, *, json_output: bool = False) -> None:
     from g3chat.paths import Paths
 
     paths = Paths.from_env()
+    if json_output:  # keys: the labels of --all in snake case ("config file" -> config_file)
+        where = {name.lower().replace(" ", "_"): str(path) for name, path in paths.describe().items()}
+        sys.stdout.write(json.dumps(where, indent=2) + "\n")
+        return
     if not all_paths:
         sys.stdout.write(f"{paths.config_file}\n")
         return
