@@ -25,6 +25,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -253,7 +254,13 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(throttle)
                 step = min(left, chunk, hold - offset) if hold is not None else min(left, chunk)
                 try:
-                    n = os.sendfile(out, fh.fileno(), offset, step)
+                    if isinstance(self.connection, ssl.SSLSocket):  # sendfile would bypass TLS
+                        fh.seek(offset)
+                        data = fh.read(step)
+                        self.connection.sendall(data)
+                        n = len(data)
+                    else:
+                        n = os.sendfile(out, fh.fileno(), offset, step)
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
                     return
@@ -293,13 +300,16 @@ class _Server(ThreadingHTTPServer):
 class HubServer:
     """Start with ``with HubServer([...]) as hub:``; ``hub.endpoint`` is what HF_ENDPOINT should be."""
 
-    def __init__(self, files: list[HubFile], commit: str = COMMIT) -> None:
+    def __init__(self, files: list[HubFile], commit: str = COMMIT, tls: ssl.SSLContext | None = None) -> None:
         self.state = HubState(files, commit)
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
+        if tls is not None:  # HTTPS for the Hub and its "CDN" (tests/fixtures/tls.py's certificate)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         port = self._server.server_address[1]
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self._server.cdn = f"http://localhost:{port}"
+        scheme = "https" if tls is not None else "http"
+        self.endpoint = f"{scheme}://127.0.0.1:{port}"
+        self._server.cdn = f"{scheme}://localhost:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> HubServer:

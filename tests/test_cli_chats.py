@@ -86,6 +86,15 @@ def test_config_path_and_show(g3chat_home: Path) -> None:
     assert "# Sampling temperature" in shown
 
 
+def test_config_path_json(g3chat_home: Path) -> None:
+    proc = run_cli("config", "path", "--json")
+    assert proc.returncode == 0
+    where = json.loads(proc.stdout)
+    assert where["config_file"] == str(g3chat_home / "config" / "config.toml")
+    assert where["history_database"] == str(g3chat_home / "data" / "history.db")
+    assert where["mcp_servers"] == str(g3chat_home / "config" / "mcp.json")
+
+
 def test_version_and_help() -> None:
     from g3chat import __version__
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from g3chat.core.errors import ModelFileError
-from g3chat.core.gguf_file import FILE_TYPES, GGML_BLOCK_SIZES, inspect_gguf
+from g3chat.core.gguf_file import inspect_gguf
 from tests.fixtures.gguf_edit import truncated, with_metadata
 
 
@@ -20,12 +22,24 @@ def test_reads_the_test_model(test_model_path: Path) -> None:
     assert max(s.data_offset + t.offset + (t.nbytes or 0) for t in s.tensors) == s.file_size
 
 
-def test_tables_match_gguf_py() -> None:
-    from gguf.constants import GGML_QUANT_SIZES, LlamaFileType
+def test_every_file_type_gguf_py_knows_is_named(test_model_path: Path, tmp_path: Path) -> None:
+    # The names come from gguf-py's LlamaFileType, so a type added there (NVFP4, 39) is named, not "type 39".
+    out = with_metadata(test_model_path, tmp_path / "t.gguf", {"general.file_type": 39})
+    assert inspect_gguf(out).quantization == "NVFP4"
+    out = with_metadata(test_model_path, tmp_path / "u.gguf", {"general.file_type": 9999})
+    assert inspect_gguf(out).quantization == "type 9999"
 
-    assert {int(k): v for k, v in GGML_QUANT_SIZES.items()} == GGML_BLOCK_SIZES
-    for value, name in FILE_TYPES.items():
-        assert LlamaFileType(value).name.removeprefix("MOSTLY_").replace("ALL_", "") == name
+
+def test_tables_come_without_the_gguf_package(test_model_path: Path) -> None:
+    # gguf-py's __init__ imports its reader, writer, numpy and yaml (~0.3 s): only its tables are loaded.
+    code = (
+        "import sys; from g3chat.core.gguf_file import inspect_gguf; "
+        f"s = inspect_gguf({str(test_model_path)!r}); "
+        "assert s.quantization == 'Q4_K_M' and all(t.nbytes for t in s.tensors); "
+        "print(sorted(m for m in ('gguf', 'numpy', 'yaml') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_added_metadata_is_read_back(test_model_path: Path, tmp_path: Path) -> None:

@@ -94,6 +94,28 @@ def test_fresh_download_into_the_hf_cache_layout(hub: HubServer, tmp_path: Path)
     assert all(not sent for _m, p, _r, sent in hub.state.requests if p.startswith("/cdn/"))
 
 
+def test_download_over_https_trusts_the_ca_in_ssl_cert_file(
+    blob_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One HTTP client for the Hub API and the file itself, so one CA setting serves both.
+    from huggingface_hub import close_session
+
+    from tests.fixtures.tls import self_signed, server_context
+
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    close_session()  # huggingface_hub keeps one client per process, made with the CAs of its time
+    try:
+        with HubServer([HubFile(REPO, "tiny-Q4_K_M.gguf", blob_file)], tls=server_context(cert, key)) as hub:
+            cfg = config(hub, tmp_path)
+            remote = repo_listing(cfg, REPO)["tiny-Q4_K_M.gguf"]
+            path = download(cfg, remote, stamps(tmp_path))
+            assert path.read_bytes() == blob_file.read_bytes()
+            assert hub.sent(remote.sha256) == SIZE
+    finally:
+        close_session()
+
+
 def test_resume_after_the_server_drops_the_connection(hub: HubServer, tmp_path: Path) -> None:
     cfg = config(hub, tmp_path)
     remote = repo_listing(cfg, REPO)["tiny-Q4_K_M.gguf"]

@@ -242,11 +242,12 @@ def config_path(
     all_paths: bool = typer.Option(
         False, "--all", help="Every location g3chat uses, not just the config file."
     ),
+    json_output: bool = typer.Option(False, "--json", help="Every location as one JSON object."),
 ) -> None:
     """Print the config file's path."""
     from g3chat.cli import config_cmd
 
-    config_cmd.show_path(all_paths)
+    config_cmd.show_path(all_paths, json_output=json_output)
 
 
 @config_app.command("show")

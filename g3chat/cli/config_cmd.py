@@ -5,13 +5,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 
-def show_path(all_paths: bool) -> None:
+def show_path(all_paths: bool, *, json_output: bool = False) -> None:
     from g3chat.paths import Paths
 
     paths = Paths.from_env()
+    if json_output:  # keys: the labels of --all in snake case ("config file" -> config_file)
+        where = {name.lower().replace(" ", "_"): str(path) for name, path in paths.describe().items()}
+        sys.stdout.write(json.dumps(where, indent=2) + "\n")
+        return
     if not all_paths:
         sys.stdout.write(f"{paths.config_file}\n")
         return

@@ -1,18 +1,22 @@
 """Reading a GGUF file's header: is it a model at all, is it complete, and what does it say.
 
-A fast, dependency-free reader of the GGUF v2/v3 header (metadata and tensor table). It exists because
-the ``gguf`` package's reader decodes every vocabulary entry in Python (about 24 s for a Gemma vocabulary)
-and g3chat checks the file before every load. Arrays are skipped, not decoded; their lengths are kept.
-The check catches what llama.cpp would otherwise report as "failed to load model": a missing file, a
-directory, a non-GGUF file, and a file truncated in its header or its tensor data.
+A fast reader of the GGUF v2/v3 header (metadata and tensor table; the type tables are gguf-py's). It
+exists because the ``gguf`` package's reader decodes every vocabulary entry in Python (about 24 s for a
+Gemma vocabulary) and g3chat checks the file before every load. Arrays are skipped, not decoded; their
+lengths are kept. The check catches what llama.cpp would otherwise report as "failed to load model": a
+missing file, a directory, a non-GGUF file, and a file truncated in its header or its tensor data.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import mmap
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from g3chat.core.errors import ModelFileError
@@ -37,23 +41,53 @@ _STRING, _ARRAY = 8, 9
 _SHORT_ARRAY = 1024  # numeric arrays up to this length (per-layer values) are decoded; longer ones skipped
 _U64 = struct.Struct("<Q")
 
-# ggml tensor type -> (elements per block, bytes per block), as in ggml.h (checked against gguf-py in tests).
-GGML_BLOCK_SIZES: dict[int, tuple[int, int]] = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),
-    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
-    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
-    23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
-    34: (256, 54), 35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
-}  # fmt: skip
 
-# llama_ftype (general.file_type) -> quantization name.
-FILE_TYPES: dict[int, str] = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
-    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
-    19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
-    26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0",
-    37: "TQ2_0", 38: "MXFP4_MOE",
-}  # fmt: skip
+@functools.cache
+def _gguf_constants() -> ModuleType:
+    """gguf-py's ``gguf/constants.py`` (the ggml type and file-type tables), loaded on first use.
+
+    Loaded alone, without the ``gguf`` package's ``__init__``, which imports its reader, writer, numpy and
+    yaml (about 0.3 s); the tables module itself takes about 20 ms and imports only ``enum``.
+    """
+    if "gguf.constants" in sys.modules:
+        return sys.modules["gguf.constants"]
+    spec = importlib.util.find_spec("gguf")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "constants.py"
+        alone = importlib.util.spec_from_file_location("g3chat._gguf_constants", path)
+        if alone is not None and alone.loader is not None:
+            module = importlib.util.module_from_spec(alone)
+            try:
+                alone.loader.exec_module(module)
+                return module
+            except ImportError:  # a later gguf-py whose tables import the package: take the slow way
+                pass
+    import gguf.constants
+
+    return gguf.constants
+
+
+def ggml_block_size(ggml_type: int) -> tuple[int, int] | None:
+    """(elements per block, bytes per block) of a ggml tensor type, from gguf-py; None if unknown."""
+    constants = _gguf_constants()
+    try:
+        return constants.GGML_QUANT_SIZES[constants.GGMLQuantizationType(ggml_type)]
+    except (ValueError, KeyError):
+        return None
+
+
+def ggml_type_id(name: str) -> int:
+    """The number of a ggml tensor type by its gguf-py name, e.g. "Q4_K" -> 12."""
+    return int(_gguf_constants().GGMLQuantizationType[name])
+
+
+def file_type_name(file_type: int) -> str | None:
+    """The quantization name of a llama_ftype (``general.file_type``), e.g. 15 -> "Q4_K_M"."""
+    try:
+        member = _gguf_constants().LlamaFileType(file_type)
+    except ValueError:
+        return None
+    return member.name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
 @dataclass(frozen=True)
@@ -74,7 +108,7 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int | None:
-        sizes = GGML_BLOCK_SIZES.get(self.ggml_type)
+        sizes = ggml_block_size(self.ggml_type)
         if sizes is None:
             return None
         elements = 1
@@ -110,7 +144,9 @@ class GGUFSummary:
     @property
     def quantization(self) -> str | None:
         file_type = self.metadata.get("general.file_type")
-        return FILE_TYPES.get(file_type, f"type {file_type}") if isinstance(file_type, int) else None
+        if not isinstance(file_type, int):
+            return None
+        return file_type_name(file_type) or f"type {file_type}"
 
     @property
     def chat_template(self) -> str | None:

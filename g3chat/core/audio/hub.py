@@ -211,5 +211,5 @@ def fetch_audio_weights(
 
 
 def _network_error(exc: BaseException) -> bool:
-    """A transport failure of huggingface_hub's HTTP client (httpx or its fork), or a socket error."""
-    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore")
+    """A transport failure of huggingface_hub's HTTP client (httpx2), or a socket error."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx2", "httpcore2")

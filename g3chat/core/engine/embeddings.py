@@ -97,16 +97,17 @@ def token_embedding_rows(gguf_path: Path | str, ids: np.ndarray | list[int]) -> 
     Reads only the requested rows. Gemma models multiply looked-up rows by ``sqrt(n_embd)``; see
     :func:`gemma_input_scale`.
     """
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
     from gguf.quants import dequantize
 
-    from g3chat.core.gguf_file import GGML_BLOCK_SIZES, inspect_gguf
+    from g3chat.core.gguf_file import inspect_gguf
 
     summary = inspect_gguf(gguf_path)
     info = next((t for t in summary.tensors if t.name == "token_embd.weight"), None)
     if info is None:
         raise EngineError(f"{gguf_path}: no token_embd.weight tensor")
     n_embd = info.shape[0]
-    block, size = GGML_BLOCK_SIZES[info.ggml_type]
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType(info.ggml_type)]
     row_bytes = n_embd // block * size
     data = np.memmap(gguf_path, dtype=np.uint8, mode="r")
     base = summary.data_offset + info.offset

@@ -210,7 +210,9 @@ class NotEventStream(Exception):
 def sse_data(lines: Iterable[str]) -> Iterator[str]:
     """The ``data`` of each server-sent event in ``lines`` (without line terminators), per the WHATWG rules:
     ``data:`` lines of one event join with newlines, a blank line ends the event, ``:`` lines are comments,
-    other fields (``event``, ``id``, ``retry``) do not matter here."""
+    other fields (``event``, ``id``, ``retry``) do not matter here. Written here rather than taken from
+    httpx-sse, the library for this, because that imports plain httpx (and with it rich and click), not
+    httpx2."""
     data: list[str] = []
     for line in lines:
         if not line:

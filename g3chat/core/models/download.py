@@ -6,10 +6,11 @@ the download location and the headers (``build_hf_headers``: token, user agent) 
 
 Why not ``hf_hub_download``: in huggingface_hub 2.x it deletes its partial file when interrupted, so a
 Ctrl+C or a crash loses everything; its ``http_get`` buffers 10 MiB before writing, so each dropped
-connection re-fetches up to 10 MiB; and httpx parses a body in 64 KiB events, at about half the speed of
+connection re-fetches up to 10 MiB; and httpx parses a body in 64 KiB events, at a fifth of the speed of
 reading big blocks from the socket. g3chat keeps its own partial (``blobs/<sha256>.incomplete``, the name
-the HF cache tools know), reads the body with requests in 4 MiB blocks, writes every block it received and
-resumes with a Range request — after a dropped connection (a few retries with backoff) or in a later run.
+the HF cache tools know), reads the body in 4 MiB blocks from the socket of an httpx2 request
+(:mod:`g3chat.core.models.body`), writes every block it received and resumes with a Range request — after
+a dropped connection (a few retries with backoff) or in a later run.
 The sha256 is computed while the bytes arrive, on a second thread (the partial's bytes first, when
 resuming), so verification adds no pass at 100 %. Only a file whose sha256 matches is renamed to its final
 name.
@@ -305,6 +306,10 @@ class _Sink:
         return self.written
 
 
+class _Dropped(Exception):
+    """A response that ended too soon or a status worth retrying (5xx, 408, 429)."""
+
+
 def _transfer(
     url: str,
     headers: dict[str, str],
@@ -316,11 +321,13 @@ def _transfer(
 ) -> Any:
     """Append the rest of the file to ``raw`` (at offset ``have``), hashing as it goes; return the digest.
 
-    The body is read with requests (urllib3 underneath: environment proxies, ``NO_PROXY`` and CA bundles
-    honoured) ``BLOCK`` bytes at a time straight from the socket; httpx, which huggingface_hub uses for
-    its API calls, parses a body in 64 KiB events and runs at about half the speed here.
+    The request goes through httpx2, as huggingface_hub's own (environment proxies, ``NO_PROXY``,
+    ``SSL_CERT_FILE``); the body is read ``BLOCK`` bytes at a time straight from the socket
+    (:mod:`g3chat.core.models.body`: httpx2's 64 KiB events run at a fifth of the speed here).
     """
-    import requests
+    import httpx2 as httpx
+
+    from g3chat.core.models.body import body_blocks
 
     position, failures, resumed_from = have, 0, have
 
@@ -330,7 +337,9 @@ def _transfer(
             f"{remote.size / MiB:,.0f} MiB ({reason}); run the same command to resume"
         )
 
-    with requests.Session() as session:
+    timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(timeout=timeout, limits=limits, follow_redirects=True) as client:
         while position < remote.size:
             request_headers = {**headers, "Accept-Encoding": "identity"}
             if position:
@@ -338,11 +347,9 @@ def _transfer(
             sink: _Sink | None = None
             start = position
             try:
-                with session.get(
-                    url, headers=request_headers, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
-                ) as response:
+                with client.stream("GET", url, headers=request_headers) as response:
                     if response.status_code >= 500 or response.status_code in (408, 429):
-                        raise requests.ConnectionError(f"HTTP {response.status_code}")
+                        raise _Dropped(f"HTTP {response.status_code}")
                     if response.status_code not in (200, 206):
                         raise failed(f"HTTP {response.status_code} from {urlparse(url).netloc}")
                     if position and response.status_code == 200:  # the server ignored Range: start over
@@ -351,21 +358,18 @@ def _transfer(
                         digest, position, resumed_from, start = hashlib.sha256(), 0, 0, 0
                     sink = _Sink(raw, digest)
                     received, reported = 0, 0
-                    body = response.raw
-                    while start + received < remote.size:
-                        block = bytearray(BLOCK)
-                        n = body.readinto(block)
-                        if not n:
-                            raise requests.ConnectionError("the connection closed early")
-                        sink.put(memoryview(block)[:n])
-                        received += n
+                    for block in body_blocks(response, remote.size - start, BLOCK, READ_TIMEOUT_S):
+                        sink.put(block)
+                        received += len(block)
                         failures = 0
                         if received - reported >= REPORT_EVERY or start + received >= remote.size:
                             reported = received
                             done = start + received
                             report(Progress(remote.filename, "downloading", done, remote.size, resumed_from))
+                    if start + received < remote.size:
+                        raise _Dropped("the connection closed early")
                 position = start + sink.finish()
-            except (requests.RequestException, OSError, _urllib3_errors()) as exc:
+            except (_Dropped, httpx.TransportError, OSError) as exc:
                 position = start + (sink.finish() if sink is not None else 0)
                 failures += 1
                 if failures > RETRIES:
@@ -382,12 +386,6 @@ def _transfer(
     if position > remote.size:
         raw.truncate(remote.size)
     return digest
-
-
-def _urllib3_errors() -> type[Exception]:
-    import urllib3.exceptions
-
-    return urllib3.exceptions.HTTPError
 
 
 def _location(hub: HubConfig, remote: RemoteFile) -> tuple[str, dict[str, str]]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from g3chat.core.gguf_file import GGUFSummary
+from g3chat.core.gguf_file import GGUFSummary, ggml_type_id
 from g3chat.core.models.arch import HOST_TENSORS, ArchFacts
 
 MiB = 1 << 20
@@ -40,20 +40,21 @@ GPU_CONTEXT_BYTES = 256 * MiB  # CUDA context and cuBLAS workspace (not measured
 QUANT_BITS = {"Q2_K": 2.6, "Q3_K_M": 3.9, "Q4_0": 4.5, "Q4_K_M": 4.9, "Q5_K_M": 5.7, "Q6_K": 6.6}
 QUANT_BITS |= {"Q8_0": 8.5, "F16": 16.0, "BF16": 16.0, "F32": 32.0}
 # ggml types llama.cpp's CPU backend repacks, by the CPU features that enable it (ggml-cpu/repack.cpp).
-_Q4_0, _Q2_K, _Q4_K, _Q5_K, _Q6_K, _Q8_0, _IQ4_NL, _MXFP4 = 2, 10, 12, 13, 14, 8, 20, 39
+_REPACK_AVX2 = ("Q4_0", "Q4_K", "IQ4_NL", "MXFP4")
+_REPACK_NEON = ("Q4_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "Q8_0", "MXFP4")
 
 
 def repack_types(cpu_features: frozenset[str]) -> frozenset[int]:
     if "REPACK" not in cpu_features and cpu_features:
         return frozenset()
-    types: set[int] = set()
+    names: set[str] = set()
     if "AVX2" in cpu_features:
-        types |= {_Q4_0, _Q4_K, _IQ4_NL, _MXFP4}
+        names.update(_REPACK_AVX2)
     if "AVX512" in cpu_features:
-        types.add(_Q2_K)
+        names.add("Q2_K")
     if "NEON" in cpu_features and ({"MATMUL_INT8", "DOTPROD"} & cpu_features):
-        types |= {_Q4_0, _Q4_K, _Q5_K, _Q6_K, _IQ4_NL, _Q8_0, _MXFP4}
-    return frozenset(types)
+        names.update(_REPACK_NEON)
+    return frozenset(ggml_type_id(name) for name in names)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ class Weights:
     @classmethod
     def from_catalog(cls, variant: object, facts: ArchFacts, cpu_features: frozenset[str]) -> Weights:
         size = variant.size  # type: ignore[attr-defined]
-        repack = int(size * variant.repack_share) if _Q4_K in repack_types(cpu_features) else 0  # type: ignore[attr-defined]
+        repacked = ggml_type_id("Q4_K") in repack_types(cpu_features)
+        repack = int(size * variant.repack_share) if repacked else 0  # type: ignore[attr-defined]
         bits = QUANT_BITS.get(variant.quant, 8.0)  # type: ignore[attr-defined]
         output = int(facts.n_vocab * facts.n_embd * bits / 8)
         return cls(size, int(size * variant.host_share), repack, output, exact=False)  # type: ignore[attr-defined]
