@@ -14,7 +14,7 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.model
 
 CTX = 512
-WORDS = "river stone cloud field lamp bread".split()
+WORDS = ["river", "stone", "cloud", "field", "lamp", "bread"]
 
 
 def long_conversation(home: Path, turns: int, words: int) -> int:
