@@ -101,9 +101,8 @@ class Answer:
             return self.messages, None
         extra = 0
         if self.tools is not None and self.tools.tools and self.tools.tool_choice != "none":
-            extra = self.tools_tokens
-            if extra is None:
-                extra = tools_section_tokens(self.engine, self.tools.tools)
+            given = self.tools_tokens
+            extra = given if given is not None else tools_section_tokens(self.engine, self.tools.tools)
         reserve = answer_reserve(info.n_ctx, self.params.max_tokens) + extra
         fitted = fit_to_context(self.messages, self.engine.count_tokens, info.n_ctx, reserve)
         if not fitted.dropped:
