@@ -9,12 +9,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from g3chat.cli.ask_options import AskOptions
 from g3chat.cli.output import AnswerWriter, choose_writer
-from g3chat.core.chat import Turn
+from g3chat.core.answer import Answer, HistoryTrimmed
 from g3chat.core.errors import G3ChatError, InputError, ModelFileError
 from g3chat.core.models.resolve import PullOffer, ResolvedModel
 from g3chat.core.store import Conversation, Store
@@ -23,44 +24,6 @@ from g3chat.runtime import Runtime
 
 TITLE_LENGTH = 60
 LONG_CLIP_S = 30.0  # Gemma 3n's audio window: longer clips are heard in several windows
-
-
-@dataclass
-class AskOptions:
-    prompt: str | None = None
-    model: str | None = None
-    server: str | None = None
-    system: str | None = None
-    temperature: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
-    min_p: float | None = None
-    seed: int | None = None
-    max_tokens: int | None = None
-    ctx: int | None = None
-    threads: int | None = None
-    continue_last: bool = False
-    chat_id: int | None = None
-    save: bool = True
-    json_output: bool = False
-    plain: bool = False
-    verbose: bool = False
-    tools: str | None = None  # "all" or NAME,NAME
-    tool_choice: str = "auto"
-    yes: bool = False
-    images: list[str] = field(default_factory=list)
-    audio: list[str] = field(default_factory=list)
-    videos: list[str] = field(default_factory=list)
-    mic: bool = False
-    seconds: float | None = None
-    mmproj: str | None = None
-
-    @property
-    def has_attachments(self) -> bool:
-        return bool(self.images or self.audio or self.videos or self.mic)
-
-    allow: str | None = None
-    max_steps: int | None = None
 
 
 def read_prompt(prompt: str | None, stdin: Any = None, *, allow_empty: bool = False) -> str:
@@ -269,42 +232,43 @@ def _answer(
         if opts.json_output
         else choose_writer(plain=opts.plain, markdown_enabled=runtime.settings.ui.markdown)
     )
-    turn: Any
+    plan = trace = None
     if toolset is not None:
-        from g3chat.cli.ask_tools import ToolStream
+        from g3chat.cli.ask_tools import ToolTrace, tool_plan
 
-        turn = ToolStream(
-            runtime, toolset, engine, messages, params, opts, cancel, store, conversation_id, info.name
-        )
-    else:
-        turn = Turn(
-            engine,
-            messages,
-            params,
-            cancel=cancel,
-            store=store if opts.save else None,
-            conversation_id=conversation_id,
-            model_name=info.name,
-        )
+        plan, trace = tool_plan(runtime, toolset, opts), ToolTrace(runtime, opts)
+    answer = Answer(
+        engine,
+        messages,
+        params,
+        cancel=cancel,
+        store=store if opts.save else None,
+        conversation_id=conversation_id,
+        model_name=info.name,
+        tools=plan,
+    )
     preparing = _PreambleNotice(what="tools" if toolset is not None else "the system prompt")
     try:
         with sigint_cancels(cancel):
-            for event in turn:
+            for event in answer:
                 if isinstance(event, TextDelta):
                     preparing.done()
                     if writer is not None:
                         writer.write(event.text)
                 elif isinstance(event, PromptProgress):
                     preparing.show(event)
-                elif toolset is not None:
-                    writer = turn.show(event, writer)
+                elif isinstance(event, HistoryTrimmed):
+                    _say_trimmed(event)
+                elif trace is not None:
+                    writer = trace.show(event, writer)
     finally:
         preparing.done()
         if writer is not None:
             writer.finish()
         engine.close()
 
-    result = turn.result
+    result = answer.result
+    assert result is not None  # the stream ran (a refusal before it raised)
     if opts.json_output:
         usage = result.usage
         payload: dict[str, Any] = {
@@ -332,21 +296,29 @@ def _answer(
         if info.base_url:
             payload["server"] = info.base_url
         if toolset is not None:
-            payload["steps"] = turn.loop.steps
-            payload["tool_calls"] = [entry.to_json() for entry in turn.loop.trace]
+            payload["steps"] = answer.steps
+            payload["tool_calls"] = [entry.to_json() for entry in answer.trace]
         if result.error:
             payload["error"] = result.error
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     if result.finish_reason == "cancelled":
         sys.stderr.write(
-            "g3chat: interrupted; the partial answer was saved\n" if turn.saved else "g3chat: interrupted\n"
+            "g3chat: interrupted; the partial answer was saved\n" if answer.kept else "g3chat: interrupted\n"
         )
         return 130
     if result.finish_reason == "error":
-        kept = "; the partial answer was saved" if result.text and turn.saved else ""
+        kept = "; the partial answer was saved" if result.text and answer.kept else ""
         sys.stderr.write(f"g3chat: {result.error}{kept}\n")
         return 1
     return 0
+
+
+def _say_trimmed(event: HistoryTrimmed) -> None:
+    """The chat UI's trimming, said on stderr: the history is unchanged, only the prompt is shorter."""
+    sys.stderr.write(
+        f"g3chat: note: the conversation is longer than the {event.n_ctx}-token context window; "
+        f"its first {event.dropped} messages were left out of the prompt (they stay in the history)\n"
+    )
 
 
 class _PreambleNotice:

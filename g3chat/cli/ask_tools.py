@@ -7,22 +7,18 @@ or stderr is not a terminal there is nobody to ask, so anything else is refused 
 from __future__ import annotations
 
 import sys
-import threading
-from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from g3chat.cli.ask_options import AskOptions
 from g3chat.cli.output import AnswerWriter, choose_writer
 from g3chat.cli.tools_cmd import TerminalApprover, coverage_notes, is_interactive, trace_line
+from g3chat.core.answer import ToolPlan
 from g3chat.core.errors import InputError
 from g3chat.core.tools.approval import ApprovalPolicy
-from g3chat.core.tools.loop import ToolCallFinished, ToolCallStarted, ToolLoop, check_tool_choice
+from g3chat.core.tools.loop import ToolCallFinished, ToolCallStarted, check_tool_choice
 from g3chat.core.tools.setup import ToolSet
-from g3chat.core.types import GenerationParams, Message
 
 if TYPE_CHECKING:
-    from g3chat.cli.ask import AskOptions
-    from g3chat.core.engine.base import Engine
-    from g3chat.core.store import Store
     from g3chat.runtime import Runtime
 
 
@@ -55,53 +51,25 @@ def open_tools(runtime: Runtime, opts: AskOptions) -> ToolSet:
     return toolset
 
 
-class ToolStream:
-    """Runs the loop for ask and shows each call: the answer so far is finished, then a trace line."""
+def tool_plan(runtime: Runtime, toolset: ToolSet, opts: AskOptions) -> ToolPlan:
+    """How ask's answer may call tools: approval on the terminal when there is one, else by the options."""
+    approver = TerminalApprover() if is_interactive() else None
+    settings = runtime.settings.tools
+    return ToolPlan(
+        toolset.registry.select(opts.tools or ""),
+        ApprovalPolicy.create(approver, allow=_names(opts.allow), yes=opts.yes),
+        tool_choice=opts.tool_choice,
+        max_steps=opts.max_steps or settings.max_steps,
+        output_limit=settings.output_limit,
+    )
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        toolset: ToolSet,
-        engine: Engine,
-        messages: Sequence[Message],
-        params: GenerationParams,
-        opts: AskOptions,
-        cancel: threading.Event,
-        store: Store | None,
-        conversation_id: int | None,
-        model_name: str,
-    ) -> None:
+
+class ToolTrace:
+    """Shows each call of ask's tool loop: the answer so far is finished, then a trace line on stderr."""
+
+    def __init__(self, runtime: Runtime, opts: AskOptions) -> None:
         self.opts = opts
         self.runtime = runtime
-        approver = TerminalApprover() if is_interactive() else None
-        settings = runtime.settings.tools
-        n_ctx = engine.info.n_ctx if engine.info is not None else settings.output_limit
-        self.loop = ToolLoop(
-            engine,
-            messages,
-            params,
-            toolset.registry.select(opts.tools or ""),
-            policy=ApprovalPolicy.create(approver, allow=_names(opts.allow), yes=opts.yes),
-            tool_choice=opts.tool_choice,
-            max_steps=opts.max_steps or settings.max_steps,
-            result_limit=min(settings.output_limit, n_ctx),
-            cancel=cancel,
-            store=store if opts.save else None,
-            conversation_id=conversation_id,
-            model_name=model_name,
-        )
-        self._saving = store is not None and opts.save and conversation_id is not None
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.loop)
-
-    @property
-    def result(self) -> Any:
-        return self.loop.result
-
-    @property
-    def saved(self) -> bool:
-        return self._saving and self.loop.steps > 0
 
     def show(self, event: Any, writer: AnswerWriter | None) -> AnswerWriter | None:
         """Handle a tool event; returns the writer to use for the text that follows."""

@@ -18,15 +18,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from g3chat.core.types import Message, user
 from g3chat.tui import messages as msg
 
 if TYPE_CHECKING:  # the tools' modules load with the tools, not with the app
     from g3chat.config import Settings
+    from g3chat.core.answer import ToolPlan
     from g3chat.core.engine.base import Engine
-    from g3chat.core.store import Conversation, Store
+    from g3chat.core.store import Conversation
     from g3chat.core.tools.approval import ApprovalPolicy, ApprovalRequest
-    from g3chat.core.tools.loop import ToolLoop
     from g3chat.core.tools.model import Tool
     from g3chat.core.tools.setup import ToolSet
     from g3chat.tui.generation import GenerationJob, Post
@@ -130,16 +129,11 @@ class ChatTools:
 
     def section_tokens(self, engine: Engine, tools: Sequence[Tool]) -> int:
         """Prompt tokens the tools' description costs with this engine (counted once)."""
-        from g3chat.core.tools.protocol import tool_spec, tools_prompt
+        from g3chat.core.answer import tools_section_tokens
 
         key = id(engine)
         if key not in self._section_tokens:
-            specs = [tool_spec(t.name, t.description, t.parameters) for t in tools]
-            section = Message.text_message("system", tools_prompt(specs, "auto"))
-            probe = user("?")
-            self._section_tokens[key] = max(
-                0, engine.count_tokens([section, probe]) - engine.count_tokens([probe])
-            )
+            self._section_tokens[key] = tools_section_tokens(engine, tools)
         return self._section_tokens[key]
 
     def for_answer(self, engine: Engine, post: Post) -> list[Tool]:
@@ -162,35 +156,13 @@ class ChatTools:
                 return []
         return tools
 
-    def loop(
-        self,
-        engine: Engine,
-        store: Store,
-        job: GenerationJob,
-        history: Sequence[Message],
-        tools: Sequence[Tool],
-        post: Post,
-    ) -> ToolLoop:
-        """The tool loop for one answer, asking the person through the UI."""
-        from g3chat.core.tools.loop import ToolLoop
+    def plan(self, job: GenerationJob, tools: Sequence[Tool], post: Post) -> ToolPlan:
+        """How one answer may call ``tools``: asking the person through the UI."""
+        from g3chat.core.answer import ToolPlan
 
         policy = self.policy(job.conversation_id)
         policy.approver = UIApprover(job, post)
-        info = engine.info
-        limit = min(self.output_limit, info.n_ctx) if info is not None and info.n_ctx > 0 else None
-        return ToolLoop(
-            engine,
-            history,
-            job.params,
-            tools,
-            policy=policy,
-            max_steps=self.max_steps,
-            result_limit=limit or self.output_limit,
-            cancel=job.cancel,
-            store=store,
-            conversation_id=job.conversation_id,
-            model_name=job.model_name,
-        )
+        return ToolPlan(tools, policy, max_steps=self.max_steps, output_limit=self.output_limit)
 
     def close(self) -> None:
         with self._lock:

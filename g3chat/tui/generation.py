@@ -14,17 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from g3chat.core.chat import Turn
-from g3chat.core.context import answer_reserve, fit_to_context
+from g3chat.core.answer import Answer, HistoryTrimmed
 from g3chat.core.engine.base import Engine
 from g3chat.core.errors import G3ChatError
-from g3chat.core.store import Store, StoredMessage
-from g3chat.core.types import GenerationParams, Message, PromptProgress, TextDelta
+from g3chat.core.store import Store
+from g3chat.core.types import GenerationParams, PromptProgress, TextDelta
 from g3chat.runtime import EngineFactory
 from g3chat.tui import messages as msg
 
 if TYPE_CHECKING:
-    from g3chat.core.tools.loop import ToolLoop
     from g3chat.tui.chat_tools import ChatTools
 
 Post = Callable[[object], object]
@@ -110,25 +108,6 @@ def load_engine(factory: EngineFactory | None, engine: Engine | None, post: Post
     post(msg.ModelLoaded(engine, info, notice))
 
 
-def _history(engine: Engine, store: Store, job: GenerationJob, post: Post, extra: int) -> list[Message]:
-    """The conversation as the engine should see it, trimmed to leave room for the answer (and ``extra``
-    tokens, the tools' description)."""
-    info = engine.info
-    history = store.history(job.conversation_id)
-    if info is not None and info.n_ctx > 0:  # a server may not say how large its window is
-        reserve = answer_reserve(info.n_ctx, job.params.max_tokens) + extra
-        fitted = fit_to_context(history, engine.count_tokens, info.n_ctx, reserve)
-        if fitted.dropped:
-            post(msg.ContextTrimmed(job, fitted.dropped, fitted.tokens))
-        history = fitted.messages
-    return history
-
-
-def _last_answer(store: Store, job: GenerationJob) -> StoredMessage | None:
-    path = store.messages(job.conversation_id)
-    return path[-1] if path and path[-1].role == "assistant" else None
-
-
 def run_generation(engine: Engine, store: Store, job: GenerationJob, post: Post) -> None:
     """Answer ``job``'s conversation (its current branch), saving the answer however the stream ends.
 
@@ -137,32 +116,30 @@ def run_generation(engine: Engine, store: Store, job: GenerationJob, post: Post)
     from g3chat.core.tools.loop import ToolCallFinished, ToolCallStarted
 
     error: str | None = None
-    turn: Turn | None = None
-    loop: ToolLoop | None = None
+    answer: Answer | None = None
     try:
         tools = job.tools.for_answer(engine, post) if job.tools is not None else []
-        extra = job.tools.section_tokens(engine, tools) if job.tools is not None and tools else 0
-        history = _history(engine, store, job, post, extra)
-        if tools:
-            assert job.tools is not None
-            loop = job.tools.loop(engine, store, job, history, tools, post)
-            stream: Any = loop
-        else:
-            stream = turn = Turn(
-                engine,
-                history,
-                job.params,
-                cancel=job.cancel,
-                store=store,
-                conversation_id=job.conversation_id,
-                model_name=job.model_name,
-            )
-        for event in stream:
+        plan = job.tools.plan(job, tools, post) if job.tools is not None and tools else None
+        extra = job.tools.section_tokens(engine, tools) if job.tools is not None and tools else None
+        answer = Answer(
+            engine,
+            store.history(job.conversation_id),
+            job.params,
+            cancel=job.cancel,
+            store=store,
+            conversation_id=job.conversation_id,
+            model_name=job.model_name,
+            tools=plan,
+            tools_tokens=extra,
+        )
+        for event in answer:
             if isinstance(event, TextDelta):
                 if job.buffer.push(event.text):
                     post(msg.AnswerGrew(job))
             elif isinstance(event, PromptProgress):
                 post(msg.PromptEvaluated(job, event.done, event.total, event.stage))
+            elif isinstance(event, HistoryTrimmed):
+                post(msg.ContextTrimmed(job, event.dropped, event.tokens))
             elif isinstance(event, ToolCallStarted):
                 post(msg.ToolCallBegan(job, event.call, event.mutating))
             elif isinstance(event, ToolCallFinished):
@@ -172,10 +149,9 @@ def run_generation(engine: Engine, store: Store, job: GenerationJob, post: Post)
     except Exception as exc:  # reported in the chat; the partial answer is saved by Turn
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        calls = len(loop.trace) if loop is not None else 0
-        result = loop.result if loop is not None else turn.result if turn is not None else None
-        # The loop saves each step itself; its answer is the conversation's new last message, if any.
-        saved = _last_answer(store, job) if loop is not None else turn.saved if turn is not None else None
+        result = answer.result if answer is not None else None
+        saved = answer.saved if answer is not None else None
+        calls = len(answer.trace) if answer is not None else 0
         if error is None and result is not None and result.finish_reason == "error":
             error = result.error
         post(msg.AnswerFinished(job, result, saved, error, calls))
