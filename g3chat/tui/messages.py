@@ -1,7 +1,9 @@
-"""What the engine thread tells the UI: small past-tense messages."""
+"""What the engine thread tells the UI: small past-tense messages, declared as dataclasses (Textual's
+``Message`` initialises itself in ``__post_init__``; ``eq=False`` keeps each message equal only to itself)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual.message import Message
@@ -16,111 +18,94 @@ if TYPE_CHECKING:
     from g3chat.tui.generation import GenerationJob
 
 
+@dataclass(eq=False)
 class ModelLoaded(Message):
-    def __init__(self, engine: Engine, info: ModelInfo, notice: str | None = None) -> None:
-        super().__init__()
-        self.engine = engine
-        self.info = info
-        self.notice = notice  # e.g. "using the offline test model", from resolving the model
+    engine: Engine
+    info: ModelInfo
+    notice: str | None = None  # e.g. "using the offline test model", from resolving the model
 
 
+@dataclass(eq=False)
 class ModelLoadFailed(Message):
-    def __init__(self, error: str, engine: Engine | None) -> None:
-        super().__init__()
-        self.error = error
-        self.engine = engine
+    error: str
+    engine: Engine | None
 
 
+@dataclass(eq=False)
 class AnswerGrew(Message):
     """New answer text is waiting in the job's buffer (drain it)."""
 
-    def __init__(self, job: GenerationJob) -> None:
-        super().__init__()
-        self.job = job
+    job: GenerationJob
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, AnswerGrew) and message.job is self.job
 
 
+@dataclass(eq=False)
 class PromptEvaluated(Message):
     """Progress through a long prompt."""
 
-    def __init__(self, job: GenerationJob, done: int, total: int, stage: str = "prompt") -> None:
-        super().__init__()
-        self.job = job
-        self.done = done
-        self.total = total
-        self.stage = stage  # "preamble": the system prompt and tools, evaluated once, then restored
+    job: GenerationJob
+    done: int
+    total: int
+    stage: str = "prompt"  # "preamble": the system prompt and tools, evaluated once, then restored
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, PromptEvaluated) and message.job is self.job
 
 
+@dataclass(eq=False)
 class ContextTrimmed(Message):
     """The oldest ``dropped`` messages were left out of the prompt to fit the context window."""
 
-    def __init__(self, job: GenerationJob, dropped: int, tokens: int) -> None:
-        super().__init__()
-        self.job = job
-        self.dropped = dropped
-        self.tokens = tokens
+    job: GenerationJob
+    dropped: int
+    tokens: int
 
 
+@dataclass(eq=False)
 class AnswerFinished(Message):
     """The turn ended (complete, cancelled or failed); ``saved`` is the stored answer (the last one when
     tools were called: ``tool_calls`` of them, each step saved as its own message)."""
 
-    def __init__(
-        self,
-        job: GenerationJob,
-        result: TurnResult | None,
-        saved: StoredMessage | None,
-        error: str | None,
-        tool_calls: int = 0,
-    ) -> None:
-        super().__init__()
-        self.job = job
-        self.result = result
-        self.saved = saved
-        self.error = error
-        self.tool_calls = tool_calls
+    job: GenerationJob
+    result: TurnResult | None
+    saved: StoredMessage | None
+    error: str | None
+    tool_calls: int = 0
 
 
+@dataclass(eq=False)
 class ToolCallBegan(Message):
     """The model called a tool; it runs now (after approval, when it changes things)."""
 
-    def __init__(self, job: GenerationJob, call: ToolCallPart, mutating: bool) -> None:
-        super().__init__()
-        self.job = job
-        self.call = call
-        self.mutating = mutating
+    job: GenerationJob
+    call: ToolCallPart
+    mutating: bool
 
 
+@dataclass(eq=False)
 class ToolCallEnded(Message):
     """A tool call's result (``approval`` says how it was allowed, or why not)."""
 
-    def __init__(self, job: GenerationJob, call: ToolCallPart, result: ToolResultPart, approval: str) -> None:
-        super().__init__()
-        self.job = job
-        self.call = call
-        self.result = result
-        self.approval = approval
+    job: GenerationJob
+    call: ToolCallPart
+    result: ToolResultPart
+    approval: str
 
 
+@dataclass(eq=False)
 class ApprovalNeeded(Message):
     """A call that changes things waits for the person: answer through ``reply``."""
 
-    def __init__(self, job: GenerationJob, request: ApprovalRequest, reply: ApprovalReply) -> None:
-        super().__init__()
-        self.job = job
-        self.request = request
-        self.reply = reply
+    job: GenerationJob
+    request: ApprovalRequest
+    reply: ApprovalReply
 
 
+@dataclass(eq=False)
 class ToolsNotice(Message):
     """Something to tell the person about the tools (a user tool or MCP server skipped, tools left out)."""
 
-    def __init__(self, text: str, severity: str = "warning") -> None:
-        super().__init__()
-        self.text = text
-        self.severity = severity
+    text: str
+    severity: str = "warning"
