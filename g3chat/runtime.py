@@ -10,15 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from g3chat.config import Settings, load_settings
-from g3chat.core.engine.base import Engine
+from g3chat.core.engine.base import Engine, EngineFactory
 from g3chat.core.errors import ConfigError, InputError
 from g3chat.core.media.store import MediaStore
 from g3chat.core.models.resolve import PullOffer, Resolution, ResolvedModel, locate_projector, resolve_model
 from g3chat.core.store import Store
 from g3chat.paths import Paths
-
-# Builds the engine to run (not loaded) and returns it with a one-line notice to show, if any.
-EngineFactory = Callable[[], "tuple[Engine, str | None]"]
 
 if TYPE_CHECKING:
     from g3chat.core.models.ctxfit import ContextFit

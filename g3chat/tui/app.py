@@ -24,12 +24,11 @@ from textual.theme import Theme
 
 from g3chat.config import Settings, write_setting
 from g3chat.core.chat import with_overrides
-from g3chat.core.engine.base import Engine, ModelInfo
+from g3chat.core.engine.base import Engine, EngineFactory, ModelInfo
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store
 from g3chat.paths import Paths
 from g3chat.resources import themes_dir
-from g3chat.runtime import EngineFactory
 from g3chat.tui import keys
 from g3chat.tui import messages as msg
 from g3chat.tui.chat_tools import ChatTools, ToolsFactory

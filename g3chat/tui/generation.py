@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from g3chat.core.chat import Turn
 from g3chat.core.context import answer_reserve, fit_to_context
-from g3chat.core.engine.base import Engine
+from g3chat.core.engine.base import Engine, EngineFactory
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store, StoredMessage
 from g3chat.core.types import GenerationParams, Message, PromptProgress, TextDelta
-from g3chat.runtime import EngineFactory
 from g3chat.tui import messages as msg
 
 if TYPE_CHECKING:
