@@ -73,6 +73,13 @@ class Runtime:
             verify_progress=verify_progress,
         )
 
+    def installed_model(self, cli_model: str | None = None, *, n_ctx: int | None = None) -> ResolvedModel:
+        """:meth:`resolve_model`, or the one-line InputError naming the pull command when none is there."""
+        resolution = self.resolve_model(cli_model, n_ctx=n_ctx)
+        if isinstance(resolution, PullOffer):
+            raise InputError(f"no model is installed: run 'g3chat models pull {resolution.variant}'")
+        return resolution
+
     def server_url(self, cli_server: str | None = None) -> str | None:
         """The OpenAI-compatible server to use (``--server``, else ``engine.base_url``), or None: local."""
         return (cli_server or "").strip() or self.settings.engine.base_url.strip() or None
@@ -172,7 +179,7 @@ class Runtime:
             return self.make_remote_engine(url)
         from g3chat.core.engine.llama import LlamaCppEngine
 
-        resolved = resolved or self.resolve_model()
+        resolved = resolved or self.installed_model()
         engine = self.settings.engine
         if n_ctx is None:
             n_ctx = resolved.n_ctx if resolved.n_ctx is not None else engine.n_ctx
@@ -211,7 +218,10 @@ class Runtime:
                 raise ConfigError(f"engine.audio_weights: {configured}: no such file")
             return [path]
         with_tower = projector is not None and projector.is_file() and text_width(projector) is not None
-        return [*([projector] if with_tower else []), *installed(self.paths.models_dir())]
+        return [
+            *([projector] if projector is not None and with_tower else []),
+            *installed(self.paths.models_dir()),
+        ]
 
     def load_tools(self, *, mcp: bool | None = None, roots: list[Path] | None = None) -> ToolSet:
         """Built-in, user and (unless ``mcp`` is False or disabled in the config) MCP tools.

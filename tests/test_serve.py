@@ -56,7 +56,7 @@ def served(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                 stop(process)
 
 
-def test_serves_the_model_in_gemmas_turn_format(served: tuple[str, Path], engine) -> None:  # type: ignore[no-untyped-def]
+def test_serves_the_model_in_gemmas_turn_format(served: tuple[str, Path], engine) -> None:
     url, log = served
     messages = [system("Be brief."), user("Name a colour.")]
     answer = httpx.post(

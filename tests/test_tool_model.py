@@ -160,14 +160,14 @@ def test_invalid_grammar_is_an_engine_error(engine: object) -> None:
     with pytest.raises(EngineError, match="invalid grammar"):
         collect(
             engine.stream_chat([user("hi")], GenerationParams(max_tokens=2, grammar="root ::= undefined"))
-        )  # type: ignore[attr-defined]
+        )
     with pytest.raises(EngineError, match="trigger pattern"):
         collect(
             engine.stream_chat(
                 [user("hi")],
                 GenerationParams(max_tokens=2, grammar='root ::= "x"', grammar_triggers=("(?<=a)",)),
             )
-        )  # type: ignore[attr-defined]
+        )
 
 
 # --------------------------------------------------------------------------------------------- CLI

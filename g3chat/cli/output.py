@@ -66,7 +66,7 @@ def split_finished_blocks(text: str) -> int:
 class MarkdownWriter:
     """Renders Markdown with Rich on a terminal, block by block."""
 
-    def __init__(self, console=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, console=None) -> None:
         from rich.console import Console
         from rich.live import Live
 
@@ -75,7 +75,7 @@ class MarkdownWriter:
         self._pending = ""
         self._started = False
 
-    def _markdown(self, text: str):  # type: ignore[no-untyped-def]
+    def _markdown(self, text: str):
         from rich.markdown import Markdown
 
         return Markdown(text, code_theme="monokai")

@@ -123,7 +123,7 @@ class LlamaCppEngine:
         self.swa_full = swa_full
         self.flash_attn = flash_attn
         # "auto": speculate when sampling without a seed; greedy and seeded runs stay reproducible.
-        self.speculative = {True: "on", False: "off"}.get(speculative, speculative)  # type: ignore[call-overload]
+        self.speculative = ("on" if speculative else "off") if isinstance(speculative, bool) else speculative
         self.draft_length = draft_length  # None: chosen per step from measured costs (DraftPolicy)
         self.state_dir = state_dir
         self.state_memory_mb = state_memory_mb
@@ -600,6 +600,7 @@ class LlamaCppEngine:
                     if self.draft_length is not None
                     else DraftPolicy(ratios=self.draft_ratios())
                 )
+                assert self._kv is not None  # _prefill checked that a model is loaded
                 generator = sample_tokens(self._kv, self._sampler(params), drafter, policy)
                 try:
                     for token in generator:
@@ -635,7 +636,7 @@ class LlamaCppEngine:
             yield TextDelta(tail)
         if adaptive and isinstance(policy, DraftPolicy) and policy.learned():
             self._save_draft_ratios(policy.learned())  # what this answer measured refines the curve
-        if reason != "error" and self.state_dir is not None:
+        if reason != "error" and self.state_dir is not None and self._kv is not None:
             with contextlib.suppress(OSError, RuntimeError):
                 self._kv.stash(to_disk=True)  # so `ask -c` in a new process starts where this turn ended
         elapsed = last_token - first_token

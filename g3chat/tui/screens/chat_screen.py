@@ -45,7 +45,7 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
 
     @property
     def g3(self) -> G3ChatApp:
-        return self.app  # type: ignore[return-value]
+        return self.app
 
     def compose(self) -> ComposeResult:
         yield ChatHeader()
