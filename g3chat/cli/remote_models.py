@@ -13,7 +13,7 @@ from g3chat.runtime import Runtime
 def describe(entry: dict[str, Any]) -> str:
     """What a server says about a model beyond its id: context window, owner."""
     notes = []
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+    meta: dict[str, Any] = entry["meta"] if isinstance(entry.get("meta"), dict) else {}
     n_ctx = entry.get("max_model_len") or meta.get("n_ctx")
     if n_ctx:
         notes.append(f"context {n_ctx}")

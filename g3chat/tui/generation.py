@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from g3chat.core.tools.loop import ToolLoop
     from g3chat.tui.chat_tools import ChatTools
 
-Post = Callable[[object], object]
+Post = Callable[[Any], object]  # App.post_message: takes the Textual messages of g3chat.tui.messages
 
 
 class DeltaBuffer:

@@ -29,7 +29,8 @@ from g3chat.tui.widgets.message_view import MessageView
 from g3chat.tui.widgets.prompt_input import PromptInput
 
 if TYPE_CHECKING:
-    from g3chat.tui.app import G3ChatApp
+    # mypy loses G3ChatApp in the mixin cycle (ToolEvents' base is G3ChatApp); issue 15 item 2 ends it
+    from g3chat.tui.app import G3ChatApp  # type: ignore[attr-defined]
     from g3chat.tui.generation import GenerationJob
     from g3chat.tui.messages import AnswerFinished
 
