@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def remote(url: str, key: str | None, **kwargs: object) -> RemoteEngine:
 
 
 @pytest.fixture
-def direct(llama_server) -> RemoteEngine:
+def direct(llama_server) -> Iterator[RemoteEngine]:
     engine = remote(llama_server.url, llama_server.api_key)
     engine.load()
     yield engine

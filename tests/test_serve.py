@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -110,7 +111,7 @@ def test_missing_model_is_one_line(cli_env: dict[str, str], tmp_path: Path) -> N
 
 
 def test_openai_content_parts_are_read_as_text() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"role": "system", "content": "S"},
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]},
         {"role": "tool", "content": "ignored"},

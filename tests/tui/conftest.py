@@ -6,9 +6,11 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from g3chat.core.engine.base import Engine
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.store import Store
 from g3chat.core.tools.protocol import TOOLS_INTRO
@@ -56,9 +58,9 @@ def make_app(runtime: Runtime, store: Store, fake: FakeEngine) -> Iterator[Calla
     """Build the app as the CLI does (Runtime.chat_app), with the FakeEngine built by the loading thread."""
     apps = []
 
-    def make(engine: object | None = None, **kwargs: object) -> object:
+    def make(engine: Engine | None = None, **kwargs: Any) -> object:
         chosen = engine if engine is not None else fake
-        app = runtime.chat_app(store, engine_factory=lambda: (chosen, None), **kwargs)  # type: ignore[arg-type]
+        app = runtime.chat_app(store, engine_factory=lambda: (chosen, None), **kwargs)
         apps.append(app)
         return app
 

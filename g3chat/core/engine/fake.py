@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.errors import EngineError
@@ -18,6 +19,8 @@ from g3chat.core.types import (
     TextDelta,
     Usage,
 )
+
+_Fake = TypeVar("_Fake", bound="FakeEngine")  # enqueue returns the subclass it is called on
 
 
 class FakeEngine:
@@ -49,7 +52,7 @@ class FakeEngine:
         self.calls: list[list[Message]] = []
         self.load_error: Exception | None = None
 
-    def enqueue(self, *answers: str | Iterable[str] | Exception) -> FakeEngine:
+    def enqueue(self: _Fake, *answers: str | Iterable[str] | Exception) -> _Fake:
         for answer in answers:
             if isinstance(answer, Exception):
                 self._queue.append(answer)
