@@ -18,6 +18,7 @@ from g3chat.core.store import Store
 from g3chat.paths import Paths
 
 if TYPE_CHECKING:
+    from g3chat.core.engine.remote import RemoteEngine
     from g3chat.core.models.ctxfit import ContextFit
     from g3chat.core.models.fit import EngineShape
     from g3chat.core.models.manager import ModelManager
@@ -93,7 +94,7 @@ class Runtime:
             raise ConfigError(f"engine.api_key_env names {name}, but {name} is not set in the environment")
         return key
 
-    def make_remote_engine(self, base_url: str, model: str | None = None) -> Engine:
+    def make_remote_engine(self, base_url: str, model: str | None = None) -> RemoteEngine:
         """A RemoteEngine for ``base_url``; ``model`` (else ``engine.model``) is the server's model name."""
         from g3chat.core.engine.remote import RemoteEngine
 

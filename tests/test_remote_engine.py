@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,9 +31,9 @@ LONG = GenerationParams(temperature=0.0, max_tokens=200, seed=1)
 QUESTION = [user("Write a long story about a river.")]
 
 
-def remote(url: str, key: str | None, **kwargs: object) -> RemoteEngine:
+def remote(url: str, key: str | None, **kwargs: Any) -> RemoteEngine:
     kwargs.setdefault("backoff_s", 0.02)
-    engine = RemoteEngine(url, api_key=key, **kwargs)  # type: ignore[arg-type]
+    engine = RemoteEngine(url, api_key=key, **kwargs)
     return engine
 
 
@@ -98,7 +99,7 @@ def test_usage_and_turn_saved_for_a_complete_answer(direct: RemoteEngine, tmp_pa
 # ------------------------------------------------------------------------------------------- faults
 
 
-def proxied(proxy: FaultProxy, server, **kwargs: object) -> RemoteEngine:
+def proxied(proxy: FaultProxy, server, **kwargs: Any) -> RemoteEngine:
     engine = remote(proxy.url, server.api_key, **kwargs)
     engine.load()
     return engine

@@ -29,7 +29,7 @@ def list_server_models(server: str | None, json_output: bool) -> None:
         raise InputError("no server: pass --server URL or set engine.base_url")
     engine = runtime.make_remote_engine(url)
     try:
-        entries = engine.list_models()  # type: ignore[attr-defined]
+        entries = engine.list_models()
     finally:
         engine.close()
     if json_output:
@@ -37,7 +37,7 @@ def list_server_models(server: str | None, json_output: bool) -> None:
             sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
         return
     if not entries:
-        sys.stdout.write(f"the server at {engine.base_url} lists no models\n")  # type: ignore[attr-defined]
+        sys.stdout.write(f"the server at {engine.base_url} lists no models\n")
         return
     width = max(len(str(e.get("id", ""))) for e in entries)
     for entry in entries:

@@ -19,6 +19,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 
@@ -186,10 +187,10 @@ class G3ChatApp(ToolEvents, App[None]):
         finally:
             self.engine_idle.set()
 
-    def _post_from_engine(self, message: object) -> None:
+    def _post_from_engine(self, message: Message) -> None:
         if isinstance(message, (msg.ModelLoaded, msg.ModelLoadFailed)) and message.engine is not None:
             self.engine = message.engine  # known at once, so shutdown can close it even mid-message
-        self.post_message(message)  # type: ignore[arg-type]
+        self.post_message(message)
 
     def ui_alive(self) -> bool:
         """False while the app is closing: engine results may still arrive, with no widgets to show them."""

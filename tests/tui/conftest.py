@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from g3chat.core.engine.base import Engine
 from g3chat.core.engine.fake import FakeEngine
@@ -26,13 +27,13 @@ def sent(engine: FakeEngine) -> list[Message]:
     return [m for m in engine.calls[-1] if not (m.role == "system" and TOOLS_SECTION in m.text)]
 
 
-async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+async def wait_until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     """Let the app run until ``predicate()`` holds; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
-        await pilot.pause(0.02)  # type: ignore[attr-defined]
+        await pilot.pause(0.02)
     await asyncio.sleep(0)
 
 

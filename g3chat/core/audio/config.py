@@ -94,5 +94,5 @@ class AudioConfig:
 
 
 def _pairs(value: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    first, second = (tuple(int(v) for v in pair) for pair in value)
-    return first, second  # type: ignore[return-value]
+    (a, b), (c, d) = ([int(v) for v in pair] for pair in value)
+    return (a, b), (c, d)

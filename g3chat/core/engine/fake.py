@@ -14,6 +14,7 @@ from g3chat.core.types import (
     AttachmentPart,
     EngineEvent,
     Finished,
+    FinishReason,
     GenerationParams,
     Message,
     TextDelta,
@@ -111,7 +112,7 @@ class FakeEngine:
             script = [w if i == 0 else " " + w for i, w in enumerate(f"echo: {last}".split(" "))]
         start = time.perf_counter()
         produced = 0
-        reason = "stop"
+        reason: FinishReason = "stop"
         first: float | None = None
         for piece in script:
             if cancel is not None and cancel.is_set():
@@ -137,7 +138,7 @@ class FakeEngine:
             prompt_eval_s=0.0,
             total_s=total,
         )
-        yield Finished(reason)  # type: ignore[arg-type]
+        yield Finished(reason)
 
     def close(self) -> None:
         self._info = None

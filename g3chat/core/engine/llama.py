@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.engine.decoding import StopMatcher, sample_tokens
@@ -52,6 +52,7 @@ from g3chat.core.types import (
     AttachmentPart,
     EngineEvent,
     Finished,
+    FinishReason,
     GenerationParams,
     Message,
     PromptProgress,
@@ -310,6 +311,7 @@ class LlamaCppEngine:
                 if isinstance(piece, list):
                     plan.tokens.extend(piece)
                 else:
+                    assert isinstance(piece, (MediaChunk, AudioChunk))  # the projector's or hearing's
                     plan.media.append((len(plan.tokens), piece))
                     plan.tokens.extend(piece.placeholders)
         if preamble:
@@ -369,7 +371,9 @@ class LlamaCppEngine:
         if (self._projector is None and hearing is None) or self.media_problem(part) is not None:
             return None
         try:
-            return hearing.item(part) if hearing is not None else self._projector.tokenize(part)  # type: ignore[union-attr]
+            if hearing is not None:
+                return hearing.item(part)
+            return self._projector.tokenize(part) if self._projector is not None else None
         except MediaError:
             return None  # e.g. the stored file was deleted: the model gets the note instead
 
@@ -458,8 +462,10 @@ class LlamaCppEngine:
                     llm.eval(batch)
                     self._evaluated += len(batch)
                     if report:
-                        stage = "preamble" if llm.n_tokens <= preamble else "prompt"
-                        yield PromptProgress(self._evaluated, total, stage)  # type: ignore[arg-type]
+                        stage: Literal["preamble", "prompt"] = (
+                            "preamble" if llm.n_tokens <= preamble else "prompt"
+                        )
+                        yield PromptProgress(self._evaluated, total, stage)
                 position = cut
                 if preamble and cut == preamble:
                     with contextlib.suppress(OSError, RuntimeError):
@@ -569,7 +575,7 @@ class LlamaCppEngine:
         llama_cpp.llama_perf_context_reset(llm.ctx)
         llm.set_seed(params.seed if params.seed is not None else random.getrandbits(32))
 
-        reason = "length"
+        reason: FinishReason = "length"
         stop_hit = False
         error: str | None = None
         produced = 0
@@ -653,4 +659,4 @@ class LlamaCppEngine:
             drafted_tokens=drafter.proposed if drafter else 0,
             accepted_tokens=drafter.accepted if drafter else 0,
         )
-        yield Finished(reason, error)  # type: ignore[arg-type]
+        yield Finished(reason, error)
