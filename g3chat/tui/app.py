@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -91,7 +91,7 @@ class G3ChatApp(ToolEvents, App[None]):
 
     # ------------------------------------------------------------------------------------- set-up
 
-    def get_default_screen(self) -> Screen:
+    def get_default_screen(self) -> Screen[Any]:
         self._chat_screen = ChatScreen()
         return self._chat_screen
 
@@ -147,7 +147,7 @@ class G3ChatApp(ToolEvents, App[None]):
             return
         self._saved_theme = theme.name
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         if isinstance(screen, ChatScreen):
             shown = {b.binding.action: b.binding for b in screen.active_bindings.values()}
             for action in keys.ACTIONS:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -314,7 +315,7 @@ class StateCache:
             entry.path.unlink(missing_ok=True)
 
 
-def _read_header(path: Path) -> dict | None:
+def _read_header(path: Path) -> dict[str, Any] | None:
     try:
         with path.open("rb") as fh:
             head = fh.read(12)
