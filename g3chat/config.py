@@ -427,14 +427,14 @@ def write_setting(path: Path, key: str, value: Any) -> None:
         # rebuild the document item by item with the key in front of the first table.
         rebuilt = tomlkit.document()
         placed = False
-        for name, item in document.body:
+        for item_key, item in document.body:
             if not placed and isinstance(item, (tomlkit.items.Table, tomlkit.items.AoT)):
                 rebuilt.add(key, value)
                 placed = True
-            if name is None:
+            if item_key is None:
                 rebuilt.add(item)
             else:
-                rebuilt.append(name, item)
+                rebuilt.append(item_key, item)
         if not placed:
             rebuilt.add(key, value)
         document = rebuilt

@@ -10,17 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from g3chat.config import Settings, load_settings
-from g3chat.core.engine.base import Engine
+from g3chat.core.engine.base import Engine, EngineFactory
 from g3chat.core.errors import ConfigError, InputError
 from g3chat.core.media.store import MediaStore
 from g3chat.core.models.resolve import PullOffer, Resolution, ResolvedModel, locate_projector, resolve_model
 from g3chat.core.store import Store
 from g3chat.paths import Paths
 
-# Builds the engine to run (not loaded) and returns it with a one-line notice to show, if any.
-EngineFactory = Callable[[], "tuple[Engine, str | None]"]
-
 if TYPE_CHECKING:
+    from g3chat.core.engine.remote import RemoteEngine
     from g3chat.core.models.ctxfit import ContextFit
     from g3chat.core.models.fit import EngineShape
     from g3chat.core.models.manager import ModelManager
@@ -76,6 +74,13 @@ class Runtime:
             verify_progress=verify_progress,
         )
 
+    def installed_model(self, cli_model: str | None = None, *, n_ctx: int | None = None) -> ResolvedModel:
+        """:meth:`resolve_model`, or the one-line InputError naming the pull command when none is there."""
+        resolution = self.resolve_model(cli_model, n_ctx=n_ctx)
+        if isinstance(resolution, PullOffer):
+            raise InputError(f"no model is installed: run 'g3chat models pull {resolution.variant}'")
+        return resolution
+
     def server_url(self, cli_server: str | None = None) -> str | None:
         """The OpenAI-compatible server to use (``--server``, else ``engine.base_url``), or None: local."""
         return (cli_server or "").strip() or self.settings.engine.base_url.strip() or None
@@ -89,7 +94,7 @@ class Runtime:
             raise ConfigError(f"engine.api_key_env names {name}, but {name} is not set in the environment")
         return key
 
-    def make_remote_engine(self, base_url: str, model: str | None = None) -> Engine:
+    def make_remote_engine(self, base_url: str, model: str | None = None) -> RemoteEngine:
         """A RemoteEngine for ``base_url``; ``model`` (else ``engine.model``) is the server's model name."""
         from g3chat.core.engine.remote import RemoteEngine
 
@@ -175,7 +180,7 @@ class Runtime:
             return self.make_remote_engine(url)
         from g3chat.core.engine.llama import LlamaCppEngine
 
-        resolved = resolved or self.resolve_model()
+        resolved = resolved or self.installed_model()
         engine = self.settings.engine
         if n_ctx is None:
             n_ctx = resolved.n_ctx if resolved.n_ctx is not None else engine.n_ctx
@@ -214,7 +219,10 @@ class Runtime:
                 raise ConfigError(f"engine.audio_weights: {configured}: no such file")
             return [path]
         with_tower = projector is not None and projector.is_file() and text_width(projector) is not None
-        return [*([projector] if with_tower else []), *installed(self.paths.models_dir())]
+        return [
+            *([projector] if projector is not None and with_tower else []),
+            *installed(self.paths.models_dir()),
+        ]
 
     def load_tools(self, *, mcp: bool | None = None, roots: list[Path] | None = None) -> ToolSet:
         """Built-in, user and (unless ``mcp`` is False or disabled in the config) MCP tools.

@@ -7,8 +7,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.fixtures.fault_proxy import FaultProxy
+    from tests.fixtures.llama_server import RunningServer
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -103,7 +108,9 @@ def cli_env(test_model_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def llama_server(templated_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def llama_server(
+    templated_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """A real ``python -m llama_cpp.server`` on loopback serving the test model (Gemma 3n's chat template,
     API key required), started once per session and stopped at the end."""
     from tests.fixtures.llama_server import llama_cpp_server
@@ -114,9 +121,9 @@ def llama_server(templated_model_path: Path, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture
-def fault_proxy(llama_server: object) -> Iterator[object]:
+def fault_proxy(llama_server: RunningServer) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of ``llama_server`` (see tests/fixtures/fault_proxy.py)."""
     from tests.fixtures.fault_proxy import FaultProxy
 
-    with FaultProxy(llama_server.port) as proxy:  # type: ignore[attr-defined]
+    with FaultProxy(llama_server.port) as proxy:
         yield proxy

@@ -240,7 +240,7 @@ def test_weights_for_another_model_size_are_not_used(
     path.write_bytes(safetensors_bytes({f"model.{k}": v for k, v in random_weights(wider, 1).items()}))
     engine = make_engine(tiny_path, [path, MMPROJ])
     try:
-        assert engine.media_problem(speech) is None and engine._hearing.path == MMPROJ  # type: ignore[union-attr]
+        assert engine.media_problem(speech) is None and engine._hearing.path == MMPROJ
     finally:
         engine.close()
     engine = make_engine(tiny_path, [path])
@@ -258,7 +258,7 @@ def test_incomplete_weights_are_passed_over(tiny_path: Path, speech: AttachmentP
     path.write_bytes(safetensors_bytes({f"model.{k}": v for k, v in partial.items()}))
     engine = make_engine(tiny_path, [path, MMPROJ])
     try:
-        assert engine.media_problem(speech) is None and engine._hearing.path == MMPROJ  # type: ignore[union-attr]
+        assert engine.media_problem(speech) is None and engine._hearing.path == MMPROJ
     finally:
         engine.close()
     engine = make_engine(tiny_path, [path])
@@ -292,7 +292,7 @@ def test_an_e4b_model_refuses_e2b_weights_of_the_same_width(
         engine.close()
     engine = make_engine(e4b, [e2b_weights, e4b_weights])
     try:
-        assert engine.media_problem(speech) is None and engine._hearing.path == e4b_weights  # type: ignore[union-attr]
+        assert engine.media_problem(speech) is None and engine._hearing.path == e4b_weights
     finally:
         engine.close()
     engine = make_engine(tiny_path, [e2b_weights])  # a model that does not say its size: by width

@@ -61,6 +61,7 @@ def test_split_prompt_alternates_tokens_and_rows() -> None:
         (9, (T.soft,) * 3 + (T.eoa,), False),
         (13, (11, 12), True),
     ]
+    assert runs[1].rows is not None and runs[3].rows is not None
     assert np.array_equal(runs[1].rows, rows_a) and np.array_equal(runs[3].rows, rows_b)
     # resuming after a KV-cache prefix: only what is missing, the clip rows cut to match
     resumed = split_prompt(ids, [rows_a, rows_b], T, start=10)

@@ -133,7 +133,7 @@ def test_checkpoints_every_n_tokens(engine: Any, tmp_path: Path) -> None:
             assert held == texts[last - 1], k
         final = turn.saved
         assert final is not None and final.shown_status == "complete" and "writer" not in final.meta
-        assert final.text == turn.result.text and final.id == turn._checkpoints.message_id  # type: ignore[union-attr]
+        assert final.text == turn.result.text and final.id == turn._checkpoints.message_id
         assert [m.role for m in store.messages(final.conversation_id)] == ["user", "assistant"]
 
 

@@ -24,7 +24,7 @@ KEY_VARIABLE = "G3TEST_SERVER_KEY"
 
 
 @pytest.fixture
-def env(llama_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def env(llama_server) -> dict[str, str]:
     return {"G3CHAT_ENGINE__API_KEY_ENV": KEY_VARIABLE, KEY_VARIABLE: llama_server.api_key}
 
 
@@ -49,7 +49,7 @@ def one_line(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stderr.strip()
 
 
-def test_ask_streams_from_a_real_server(llama_server, env: dict[str, str], g3chat_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ask_streams_from_a_real_server(llama_server, env: dict[str, str], g3chat_home: Path) -> None:
     proc = run_cli("ask", "--server", llama_server.url, "-n", "6", "--temperature", "0", "hi", env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() and proc.stderr == ""  # no test-model notice: nothing local was loaded
@@ -58,7 +58,7 @@ def test_ask_streams_from_a_real_server(llama_server, env: dict[str, str], g3cha
     assert status == "complete" and error is None and proc.stdout.rstrip("\n").startswith(text.rstrip("\n"))
 
 
-def test_ask_json_names_the_engine_and_server(llama_server, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_ask_json_names_the_engine_and_server(llama_server, env: dict[str, str]) -> None:
     env = {**env, "G3CHAT_ENGINE__BASE_URL": llama_server.url}  # the config instead of --server
     proc = run_cli("ask", "--json", "-n", "5", "--temperature", "0", "--no-save", "Name a colour.", env=env)
     assert proc.returncode == 0, proc.stderr
@@ -68,7 +68,7 @@ def test_ask_json_names_the_engine_and_server(llama_server, env: dict[str, str])
     assert data["usage"]["estimated"] is True and data["usage"]["prompt_tokens"] > 5
 
 
-def test_models_list_shows_the_servers_models(llama_server, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_models_list_shows_the_servers_models(llama_server, env: dict[str, str]) -> None:
     proc = run_cli("models", "list", "--server", llama_server.url, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == "gemma-test"
@@ -133,7 +133,7 @@ def test_server_faults_are_one_line_errors(
     env: dict[str, str],
     case: str,
     code: int,
-    expected: str,  # type: ignore[no-untyped-def]
+    expected: str,
 ) -> None:
     url, args = llama_server.url, []
     if case == "no key":
@@ -160,7 +160,7 @@ def test_server_faults_are_one_line_errors(
 def test_sigint_cancels_a_remote_answer_and_saves_it(
     llama_server,
     env: dict[str, str],
-    g3chat_home: Path,  # type: ignore[no-untyped-def]
+    g3chat_home: Path,
 ) -> None:
     command = [sys.executable, "-m", "g3chat", "ask", "--plain", "--server", llama_server.url, "-n", "300"]
     proc = subprocess.Popen(

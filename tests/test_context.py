@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from g3chat.core.context import answer_reserve, cut_points, fit_to_context, trim_slack
+from g3chat.core.engine.base import Engine
 from g3chat.core.types import (
     GenerationParams,
     Message,
@@ -189,7 +190,7 @@ def test_tool_steps_stay_with_their_question() -> None:
 
 
 @pytest.mark.model
-def test_turns_after_a_trim_reuse_the_kv_cache(engine: object) -> None:
+def test_turns_after_a_trim_reuse_the_kv_cache(engine: Engine) -> None:
     """On the real test model: a turn that keeps the previous turn's trimmed beginning evaluates only its new
     tokens. A small virtual window (384 of the engine's 2048) keeps this to a few hundred tokens."""
     from g3chat.core.engine.llama import LlamaCppEngine

@@ -152,6 +152,7 @@ def test_the_chat_ui_factory_checks_flag_and_config(
 ) -> None:
     """The chat UI builds its engine with Runtime.engine_factory: `g3chat --ctx` is refused there before
     loading, and a configured engine.n_ctx is lowered with the notice the UI shows."""
+    from g3chat.core.engine.llama import LlamaCppEngine
     from g3chat.runtime import Runtime
 
     with pytest.raises(InputError, match="the largest context that fits is"):
@@ -159,4 +160,4 @@ def test_the_chat_ui_factory_checks_flag_and_config(
     monkeypatch.setenv("G3CHAT_ENGINE__N_CTX", str(HUGE))
     engine, notice = Runtime.from_env().engine_factory(model=str(long_model))()
     assert notice is not None and "fits this machine only with a" in notice
-    assert 100_000 < engine.n_ctx_requested < HUGE  # type: ignore[attr-defined]
+    assert isinstance(engine, LlamaCppEngine) and 100_000 < engine.n_ctx_requested < HUGE

@@ -203,7 +203,7 @@ def test_sliding_window_rollback_is_safe(test_model_path: Path) -> None:
             assert (logits == fresh_logits).all()  # the very same computation as from a clean cache
 
 
-def final_logits(engine: LlamaCppEngine, messages: list) -> tuple:  # type: ignore[type-arg]
+def final_logits(engine: LlamaCppEngine, messages: list) -> tuple:
     """Run one greedy token and return (result, the logits the prefill left for it)."""
     import llama_cpp
     import numpy as np
@@ -214,7 +214,7 @@ def final_logits(engine: LlamaCppEngine, messages: list) -> tuple:  # type: igno
     return result, logits.copy()
 
 
-def cosine(a, b) -> float:  # type: ignore[no-untyped-def]
+def cosine(a, b) -> float:
     import numpy as np
 
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))

@@ -105,6 +105,7 @@ def test_video_frames_one_per_second(store: MediaStore, tmp_path: Path) -> None:
     for part, color in zip(parts, colors):
         with Image.open(part.path) as img:
             pixel = img.convert("RGB").getpixel((32, 24))
+        assert isinstance(pixel, tuple)
         assert all(abs(a - b) < 40 for a, b in zip(pixel, color)), (part.timestamp, pixel)
 
 

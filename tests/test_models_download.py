@@ -53,7 +53,7 @@ def _readme(blob_file: Path) -> None:
 
 def config(hub: HubServer, tmp_path: Path, **changes: object) -> HubConfig:
     base = HubConfig(hub.endpoint, "hf_secret", False, tmp_path / "hf" / "hub", timeout=5)
-    return HubConfig(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+    return HubConfig(**{**base.__dict__, **changes})
 
 
 def stamps(tmp_path: Path) -> VerifiedStamps:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from g3chat.core.models.probe import (
@@ -83,8 +84,8 @@ def test_probe_with_simulated_container_and_gpu(tmp_path: Path) -> None:
     write(tmp_path / "cg" / "memory.current", str(512 * MiB))
     calls: list[list[str]] = []
 
-    def run(args: object) -> str:
-        calls.append(list(args))  # type: ignore[call-overload]
+    def run(args: Sequence[str]) -> str:
+        calls.append(list(args))
         return NVIDIA_SMI
 
     hw = probe(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_request_body_carries_sampling_and_asks_for_usage() -> None:
 def test_llama_server_stream_with_timings_and_tool_calls() -> None:
     # The shapes llama-server sends (tools/server/server-task.cpp): one content delta per token, a final
     # chunk with finish_reason and timings, then a usage chunk with empty choices.
-    chunks = [
+    chunks: list[dict[str, Any]] = [
         {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
         {"choices": [{"index": 0, "delta": {"content": "Par"}}]},
         {"choices": [{"index": 0, "delta": {"content": "is"}}]},
@@ -140,7 +141,7 @@ def test_error_text_finds_the_message_in_any_shape(body: object, expected: str) 
 
 
 def test_model_matching_and_context_size() -> None:
-    listing = {
+    listing: dict[str, Any] = {
         "data": [
             {"id": "/models/gemma-3n-E2B-it-Q4_K_M.gguf", "meta": {"n_ctx": 4096}, "aliases": ["e2b"]},
             {"id": "gemma3n:latest"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,8 +38,8 @@ TOOLS_LIKE = "You can use these tools. " + " ".join(
 LONG = " ".join(f"Note {i}: the keeper logged the weather, the ships and the gulls." for i in range(20))
 
 
-def _engine(path: Path, state_dir: Path | None, **extra: object) -> LlamaCppEngine:
-    eng = LlamaCppEngine(path, n_ctx=2048, n_threads=2, flash_attn=False, state_dir=state_dir, **extra)  # type: ignore[arg-type]
+def _engine(path: Path, state_dir: Path | None, **extra: Any) -> LlamaCppEngine:
+    eng = LlamaCppEngine(path, n_ctx=2048, n_threads=2, flash_attn=False, state_dir=state_dir, **extra)
     eng.load()
     return eng
 

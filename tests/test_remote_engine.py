@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,14 +31,14 @@ LONG = GenerationParams(temperature=0.0, max_tokens=200, seed=1)
 QUESTION = [user("Write a long story about a river.")]
 
 
-def remote(url: str, key: str | None, **kwargs: object) -> RemoteEngine:
+def remote(url: str, key: str | None, **kwargs: Any) -> RemoteEngine:
     kwargs.setdefault("backoff_s", 0.02)
-    engine = RemoteEngine(url, api_key=key, **kwargs)  # type: ignore[arg-type]
+    engine = RemoteEngine(url, api_key=key, **kwargs)
     return engine
 
 
 @pytest.fixture
-def direct(llama_server) -> RemoteEngine:  # type: ignore[no-untyped-def]
+def direct(llama_server) -> Iterator[RemoteEngine]:
     engine = remote(llama_server.url, llama_server.api_key)
     engine.load()
     yield engine
@@ -60,7 +62,7 @@ def test_streams_text_usage_and_finish(direct: RemoteEngine) -> None:
     assert usage.ttft_s is not None and usage.ttft_s > 0 and usage.total_s >= usage.ttft_s
 
 
-def test_server_token_count_matches_the_local_engine(direct: RemoteEngine, engine) -> None:  # type: ignore[no-untyped-def]
+def test_server_token_count_matches_the_local_engine(direct: RemoteEngine, engine) -> None:
     conversation = [system("You are terse."), user("Hello there"), *[user("and again")]]
     assert direct.count_tokens(conversation) == engine.count_tokens(conversation)
     assert direct.token_count_source == "server"
@@ -97,7 +99,7 @@ def test_usage_and_turn_saved_for_a_complete_answer(direct: RemoteEngine, tmp_pa
 # ------------------------------------------------------------------------------------------- faults
 
 
-def proxied(proxy: FaultProxy, server, **kwargs: object) -> RemoteEngine:  # type: ignore[no-untyped-def]
+def proxied(proxy: FaultProxy, server, **kwargs: Any) -> RemoteEngine:
     engine = remote(proxy.url, server.api_key, **kwargs)
     engine.load()
     return engine
@@ -106,7 +108,7 @@ def proxied(proxy: FaultProxy, server, **kwargs: object) -> RemoteEngine:  # typ
 def test_dropped_stream_keeps_the_partial_answer_saved_as_error(
     fault_proxy: FaultProxy,
     llama_server,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     fault_proxy.add(Fault("drop", after_events=5))  # the role chunk and four tokens, then the line drops
     engine = proxied(fault_proxy, llama_server)
@@ -123,7 +125,7 @@ def test_dropped_stream_keeps_the_partial_answer_saved_as_error(
     engine.close()
 
 
-def test_stall_mid_stream_hits_the_read_timeout(fault_proxy: FaultProxy, llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_stall_mid_stream_hits_the_read_timeout(fault_proxy: FaultProxy, llama_server) -> None:
     fault_proxy.add(Fault("stall", after_events=3))
     # The read timeout must exceed the gap between two tokens on a loaded machine, or it fires too early.
     engine = proxied(fault_proxy, llama_server, read_timeout=4)
@@ -137,7 +139,7 @@ def test_stall_mid_stream_hits_the_read_timeout(fault_proxy: FaultProxy, llama_s
 def test_cancel_does_not_wait_for_a_stalled_server(
     fault_proxy: FaultProxy,
     llama_server,
-    after_events: int,  # type: ignore[no-untyped-def]
+    after_events: int,
 ) -> None:
     fault_proxy.add(Fault("stall", after_events=after_events))
     engine = proxied(fault_proxy, llama_server, read_timeout=120)
@@ -150,7 +152,7 @@ def test_cancel_does_not_wait_for_a_stalled_server(
     engine.close()
 
 
-def test_5xx_before_the_answer_is_retried_with_backoff(fault_proxy: FaultProxy, llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_5xx_before_the_answer_is_retried_with_backoff(fault_proxy: FaultProxy, llama_server) -> None:
     fault_proxy.add(Fault("status", status=503, times=2))
     engine = proxied(fault_proxy, llama_server, retries=3)
     result = collect(engine.stream_chat([user("hi")], GREEDY))
@@ -158,7 +160,7 @@ def test_5xx_before_the_answer_is_retried_with_backoff(fault_proxy: FaultProxy, 
     assert fault_proxy.calls() == 3
 
 
-def test_5xx_that_persists_is_one_line_after_the_last_attempt(fault_proxy: FaultProxy, llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_5xx_that_persists_is_one_line_after_the_last_attempt(fault_proxy: FaultProxy, llama_server) -> None:
     fault_proxy.add(
         Fault("status", status=500, times=None, body={"error": {"message": "CUDA out of memory"}})
     )
@@ -170,32 +172,32 @@ def test_5xx_that_persists_is_one_line_after_the_last_attempt(fault_proxy: Fault
     assert "\n" not in message and fault_proxy.calls() == 3
 
 
-def test_missing_and_wrong_api_keys_are_auth_errors(llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_missing_and_wrong_api_keys_are_auth_errors(llama_server) -> None:
     with pytest.raises(ServerAuthError, match=r"401 Unauthorized: Invalid API key; it needs an API key"):
         remote(llama_server.url, None).load()
     with pytest.raises(ServerAuthError, match=r"401.*check the key"):
         remote(llama_server.url, "wrong").load()
 
 
-def test_forbidden_is_an_auth_error(fault_proxy: FaultProxy, llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_forbidden_is_an_auth_error(fault_proxy: FaultProxy, llama_server) -> None:
     fault_proxy.add(Fault("status", path="/models", status=403, body={"error": {"message": "not allowed"}}))
     with pytest.raises(ServerAuthError, match="403 Injected: not allowed"):
         remote(fault_proxy.url, llama_server.api_key).load()
 
 
-def test_unknown_model_lists_the_servers_models(llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_model_lists_the_servers_models(llama_server) -> None:
     engine = remote(llama_server.url, llama_server.api_key, model="gemma-3n-E4B")
     with pytest.raises(UnknownModelError, match=r"has no model 'gemma-3n-E4B' \(it has: gemma-test\)"):
         engine.load()
 
 
-def test_not_an_openai_server(fault_proxy: FaultProxy, llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_not_an_openai_server(fault_proxy: FaultProxy, llama_server) -> None:
     fault_proxy.add(Fault("status", path="/models", status=404, body={"detail": "Not Found"}))
     engine = remote(fault_proxy.url, llama_server.api_key, model="gemma-test")
     assert engine.load().name == "gemma-test"  # no model list: the named model is trusted
 
 
-def test_read_timeout_before_the_answer(fault_proxy: FaultProxy, llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_read_timeout_before_the_answer(fault_proxy: FaultProxy, llama_server) -> None:
     fault_proxy.add(Fault("stall", after_events=0))
     engine = proxied(fault_proxy, llama_server, read_timeout=1)
     with pytest.raises(ServerTimeoutError, match=r"sent nothing for 1 s \(read timeout\)"):
@@ -221,7 +223,7 @@ def test_connection_refused_is_one_line_and_not_retried_at_load() -> None:
     assert time.monotonic() - started < 5  # no backoff waits: a wrong address fails at once
 
 
-def test_connection_closed_before_the_answer_is_retried(fault_proxy: FaultProxy, llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_connection_closed_before_the_answer_is_retried(fault_proxy: FaultProxy, llama_server) -> None:
     fault_proxy.add(Fault("close", times=1))  # e.g. a load balancer dropping an idle backend
     engine = proxied(fault_proxy, llama_server, retries=2)
     assert collect(engine.stream_chat([user("hi")], GREEDY)).finish_reason == "length"
@@ -233,7 +235,7 @@ def test_unknown_host_is_one_line() -> None:
         remote("http://g3chat-test.invalid:8080/v1", None).load()
 
 
-def test_https_to_a_plain_http_server_is_a_tls_error(llama_server) -> None:  # type: ignore[no-untyped-def]
+def test_https_to_a_plain_http_server_is_a_tls_error(llama_server) -> None:
     with pytest.raises(ServerUnreachableError, match="TLS handshake failed"):
         remote(f"https://127.0.0.1:{llama_server.port}/v1", llama_server.api_key).load()
 
@@ -241,7 +243,7 @@ def test_https_to_a_plain_http_server_is_a_tls_error(llama_server) -> None:  # t
 def test_self_signed_certificate_is_refused_then_trusted_with_ssl_cert_file(
     llama_server,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("cryptography")
     from tests.fixtures.tls import self_signed, server_context

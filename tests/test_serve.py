@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -56,7 +57,7 @@ def served(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                 stop(process)
 
 
-def test_serves_the_model_in_gemmas_turn_format(served: tuple[str, Path], engine) -> None:  # type: ignore[no-untyped-def]
+def test_serves_the_model_in_gemmas_turn_format(served: tuple[str, Path], engine) -> None:
     url, log = served
     messages = [system("Be brief."), user("Name a colour.")]
     answer = httpx.post(
@@ -110,7 +111,7 @@ def test_missing_model_is_one_line(cli_env: dict[str, str], tmp_path: Path) -> N
 
 
 def test_openai_content_parts_are_read_as_text() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"role": "system", "content": "S"},
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]},
         {"role": "tool", "content": "ignored"},

@@ -92,7 +92,7 @@ def test_the_cost_curve_is_measured_once_and_kept(test_model_path: Path, tmp_pat
         second.close()
 
 
-def _logits(llm, i: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _logits(llm, i: int) -> np.ndarray:
     import llama_cpp
 
     return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, i), shape=(llm.n_vocab(),)).copy()

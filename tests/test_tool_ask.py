@@ -10,6 +10,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,8 @@ def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeEngine:
     return engine
 
 
-def ask_json(capsys: pytest.CaptureFixture[str], **options: object) -> dict:
-    code = run_ask(AskOptions(prompt="make hello.txt", json_output=True, **options))  # type: ignore[arg-type]
+def ask_json(capsys: pytest.CaptureFixture[str], **options: Any) -> dict:
+    code = run_ask(AskOptions(prompt="make hello.txt", json_output=True, **options))
     out = capsys.readouterr().out
     assert code == 0, out
     return json.loads(out)

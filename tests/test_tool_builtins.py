@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,8 @@ def work(tmp_path: Path) -> Path:
     return root
 
 
-def tools_for(root: Path, **settings: object) -> dict[str, Tool]:
-    return {t.name: t for t in builtin_tools(Roots([root]), BuiltinSettings(**settings))}  # type: ignore[arg-type]
+def tools_for(root: Path, **settings: Any) -> dict[str, Tool]:
+    return {t.name: t for t in builtin_tools(Roots([root]), BuiltinSettings(**settings))}
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from g3chat.core.engine.base import Engine
 from g3chat.core.tools.builtins import builtin_tools
 from g3chat.core.tools.confine import Roots
 from g3chat.core.tools.grammar import LAZY_TRIGGERS, call_grammar
 from g3chat.core.types import GenerationParams, collect, user
 
-ODD_SCHEMAS = {
+ODD_SCHEMAS: dict[str, dict[str, Any]] = {
     "refs": {
         "type": "object",
         "$defs": {
@@ -55,14 +56,14 @@ ODD_SCHEMAS = {
 }
 
 
-def compiles(engine: object, text: str) -> bool:
+def compiles(engine: Engine, text: str) -> bool:
     """llama.cpp accepts the grammar (an invalid one raises EngineError before anything is generated)."""
     params = GenerationParams(max_tokens=1, grammar=text, seed=0)
-    return collect(engine.stream_chat([user("x")], params)).finish_reason in ("length", "stop")  # type: ignore[attr-defined]
+    return collect(engine.stream_chat([user("x")], params)).finish_reason in {"length", "stop"}
 
 
 @pytest.mark.model
-def test_every_grammar_g3chat_makes_compiles(engine: object, tmp_path: Path) -> None:
+def test_every_grammar_g3chat_makes_compiles(engine: Engine, tmp_path: Path) -> None:
     tools = builtin_tools(Roots([tmp_path]))
     pairs = [(t.name, t.parameters) for t in tools] + list(ODD_SCHEMAS.items())
     assert compiles(engine, call_grammar(pairs, lazy=True, max_calls=4).text)
@@ -189,7 +190,7 @@ def accepts(engine: Any, grammar: str, text: str) -> bool:
 
 
 @pytest.mark.model
-def test_llama_cpp_holds_calls_to_the_bounds(engine: object) -> None:
+def test_llama_cpp_holds_calls_to_the_bounds(engine: Engine) -> None:
     """The whole call, as llama.cpp's sampler sees it: in-range values pass, out-of-range ones (the
     16-digit "days" an MCP tool once got among them) cannot be written."""
     params = {

@@ -195,7 +195,12 @@ def test_out_of_bounds_arguments_go_back_and_retries_are_bounded() -> None:
     bound; after two retries without a valid call, the model answers without tools."""
     ran: list[dict[str, Any]] = []
     schema = object_schema({"t": {"type": "number", "minimum": 0, "maximum": 2}}, ["t"])
-    tune = Tool("tune", "Tune.", schema, lambda a: ran.append(a) or "tuned", mutating=False)
+
+    def run_tune(arguments: dict[str, Any]) -> str:
+        ran.append(arguments)
+        return "tuned"
+
+    tune = Tool("tune", "Tune.", schema, run_tune, mutating=False)
     engine = RecordingEngine().enqueue(
         call("tune", t=5.5), call("tune", t=-1), call("tune"), call("tune", t=1.5), "answered"
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from g3chat.core.engine.base import Engine
 from g3chat.core.errors import EngineError
 from g3chat.core.store import Store
 from g3chat.core.tools.builtins import builtin_tools
@@ -31,17 +32,17 @@ CALL_TOKENS = 192  # the budget of a forced call (its strings are capped to fit)
 
 
 def forced_call(
-    engine: object, tools: list, prompt: str, choice: str, seed: int, tokens: int = CALL_TOKENS
+    engine: Engine, tools: list, prompt: str, choice: str, seed: int, tokens: int = CALL_TOKENS
 ) -> tuple[str, list, list]:
     loop = ToolLoop(engine, [user(prompt)], GenerationParams(seed=seed, max_tokens=tokens), tools)
     messages, params = loop.request(choice)
-    result = collect(engine.stream_chat(messages, params))  # type: ignore[attr-defined]
+    result = collect(engine.stream_chat(messages, params))
     parsed = parse_calls(result.text, known=[t.name for t in tools])
     return result.text, parsed.calls, parsed.errors
 
 
 @pytest.mark.timeout(1200)  # about a minute on an idle two-core machine; far more when it is shared
-def test_forced_calls_always_parse_and_validate(engine: object, tmp_path: Path) -> None:
+def test_forced_calls_always_parse_and_validate(engine: Engine, tmp_path: Path) -> None:
     """Every built-in tool named as the choice, and tool_choice=required, over two prompts: 100 % of the
     answers parse as one call to the right tool and validate against its schema (bench/tools.py runs the
     full prompts x tools x seeds product)."""
@@ -124,7 +125,7 @@ UNUSUAL = {
 
 
 @pytest.mark.timeout(1200)
-def test_forced_calls_against_unusual_schemas_all_validate(engine: object) -> None:
+def test_forced_calls_against_unusual_schemas_all_validate(engine: Engine) -> None:
     """Real calls to tools whose schemas the grammar enforces in full: every one validates. Before integer
     bounds were in the grammar, 2 of these 6 came out invalid (below 1 for a maximum of -10, delta
     -3000000000000000, above 3 for an exclusiveMinimum of 5000)."""
@@ -141,33 +142,33 @@ def test_forced_calls_against_unusual_schemas_all_validate(engine: object) -> No
     assert not failures, failures
 
 
-def test_lazy_grammar_applies_from_the_trigger_on(engine: object) -> None:
+def test_lazy_grammar_applies_from_the_trigger_on(engine: Engine) -> None:
     """Free text until the trigger, then the grammar; here it forces 'DONE' after the first newline."""
     params = GenerationParams(
         seed=7, max_tokens=64, grammar='root ::= "\\n" "DONE"', grammar_triggers=(r"(\n)$",)
     )
     # Both runs below then take the prompt from the KV cache alike (a fresh evaluation of the whole prompt
     # can differ from a cached one in the last bits of the logits).
-    collect(engine.stream_chat([user("List three fruits:\n1.")], GenerationParams(max_tokens=1)))  # type: ignore[attr-defined]
-    result = collect(engine.stream_chat([user("List three fruits:\n1.")], params))  # type: ignore[attr-defined]
+    collect(engine.stream_chat([user("List three fruits:\n1.")], GenerationParams(max_tokens=1)))
+    result = collect(engine.stream_chat([user("List three fruits:\n1.")], params))
     assert result.finish_reason == "stop" and result.text.endswith("\nDONE"), result.text
     assert "\n" not in result.text[: -len("\nDONE")]  # before the trigger the text was free
-    free = collect(engine.stream_chat([user("List three fruits:\n1.")], replace(params, grammar=None)))  # type: ignore[attr-defined]
+    free = collect(engine.stream_chat([user("List three fruits:\n1.")], replace(params, grammar=None)))
     assert free.text.split("\n")[0] == result.text.split("\n")[0]  # same prose up to the trigger
 
 
-def test_invalid_grammar_is_an_engine_error(engine: object) -> None:
+def test_invalid_grammar_is_an_engine_error(engine: Engine) -> None:
     with pytest.raises(EngineError, match="invalid grammar"):
         collect(
             engine.stream_chat([user("hi")], GenerationParams(max_tokens=2, grammar="root ::= undefined"))
-        )  # type: ignore[attr-defined]
+        )
     with pytest.raises(EngineError, match="trigger pattern"):
         collect(
             engine.stream_chat(
                 [user("hi")],
                 GenerationParams(max_tokens=2, grammar='root ::= "x"', grammar_triggers=("(?<=a)",)),
             )
-        )  # type: ignore[attr-defined]
+        )
 
 
 # --------------------------------------------------------------------------------------------- CLI

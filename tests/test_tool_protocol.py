@@ -20,6 +20,7 @@ from g3chat.core.tools.protocol import (
 from g3chat.core.types import (
     Message,
     OpaquePart,
+    Part,
     TextPart,
     ToolCallPart,
     ToolResultPart,
@@ -137,7 +138,7 @@ def test_positional_python_arguments_follow_the_schema_order() -> None:
 
 
 def test_parts_round_trip_through_json() -> None:
-    parts = [
+    parts: list[Part] = [
         TextPart("hi"),
         ToolCallPart("call_1", "read_file", {"path": "a", "n": [1, {"b": None}]}),
         ToolResultPart("call_1", "read_file", "contents", "ok"),

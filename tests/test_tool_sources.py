@@ -117,7 +117,7 @@ def test_user_tools_from_a_folder(tmp_path: Path) -> None:
 
 def test_decorator_refuses_what_it_cannot_describe() -> None:
     @tool
-    def untyped(x):  # type: ignore[no-untyped-def]
+    def untyped(x):
         return x
 
     @tool

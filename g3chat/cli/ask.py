@@ -45,7 +45,7 @@ def read_prompt(prompt: str | None, stdin: Any = None, *, allow_empty: bool = Fa
 
 def sampling(runtime: Runtime, opts: AskOptions) -> GenerationParams:
     params = runtime.settings.generation.params()
-    overrides = {
+    overrides: dict[str, Any] = {
         name: value
         for name, value in (
             ("temperature", opts.temperature),

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.markdown import Markdown
 
 
 class AnswerWriter(Protocol):
@@ -66,7 +70,7 @@ def split_finished_blocks(text: str) -> int:
 class MarkdownWriter:
     """Renders Markdown with Rich on a terminal, block by block."""
 
-    def __init__(self, console=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, console: Console | None = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
@@ -75,7 +79,7 @@ class MarkdownWriter:
         self._pending = ""
         self._started = False
 
-    def _markdown(self, text: str):  # type: ignore[no-untyped-def]
+    def _markdown(self, text: str) -> Markdown:
         from rich.markdown import Markdown
 
         return Markdown(text, code_theme="monokai")

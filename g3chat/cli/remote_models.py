@@ -13,7 +13,7 @@ from g3chat.runtime import Runtime
 def describe(entry: dict[str, Any]) -> str:
     """What a server says about a model beyond its id: context window, owner."""
     notes = []
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+    meta: dict[str, Any] = entry["meta"] if isinstance(entry.get("meta"), dict) else {}
     n_ctx = entry.get("max_model_len") or meta.get("n_ctx")
     if n_ctx:
         notes.append(f"context {n_ctx}")
@@ -29,7 +29,7 @@ def list_server_models(server: str | None, json_output: bool) -> None:
         raise InputError("no server: pass --server URL or set engine.base_url")
     engine = runtime.make_remote_engine(url)
     try:
-        entries = engine.list_models()  # type: ignore[attr-defined]
+        entries = engine.list_models()
     finally:
         engine.close()
     if json_output:
@@ -37,7 +37,7 @@ def list_server_models(server: str | None, json_output: bool) -> None:
             sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
         return
     if not entries:
-        sys.stdout.write(f"the server at {engine.base_url} lists no models\n")  # type: ignore[attr-defined]
+        sys.stdout.write(f"the server at {engine.base_url} lists no models\n")
         return
     width = max(len(str(e.get("id", ""))) for e in entries)
     for entry in entries:

@@ -46,7 +46,7 @@ def messages_from_openai(items: list[dict[str, Any]]) -> list[Message]:
             content = "".join(
                 p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
             )
-        out.append(Message(role, (TextPart(str(content)),)))  # type: ignore[arg-type]
+        out.append(Message(role, (TextPart(str(content)),)))
     return out
 
 
@@ -95,7 +95,7 @@ def run_serve(opts: ServeOptions) -> int:
     from g3chat.core.gguf_file import inspect_gguf
 
     runtime = Runtime.from_env()
-    resolved = runtime.resolve_model(opts.model)
+    resolved = runtime.installed_model(opts.model)
     if resolved.notice:
         sys.stderr.write(f"g3chat: {resolved.notice}\n")
     summary = inspect_gguf(resolved.path)

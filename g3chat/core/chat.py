@@ -123,7 +123,7 @@ class Turn:
             if result.usage.completion_ids:
                 meta["token_ids"] = list(result.usage.completion_ids)  # see Message.tokens
         parts = list(self.parts(result)) if self.parts is not None else result.text
-        fields = {
+        fields: dict[str, Any] = {
             "status": answer_status(result),
             "prompt_tokens": result.usage.prompt_tokens if result.usage else None,
             "completion_tokens": result.usage.completion_tokens if result.usage else None,

@@ -94,8 +94,8 @@ class AttachmentPart:
             return None
         if not isinstance(data.get("size"), int):
             return None
-        values = {name: data.get(name) for name in _ATTACHMENT_FIELDS}
-        return cls(kind=kind, **values)  # type: ignore[arg-type]
+        values: dict[str, Any] = {name: data.get(name) for name in _ATTACHMENT_FIELDS}
+        return cls(kind=kind, **values)
 
 
 _ATTACHMENT_FIELDS = (

@@ -14,22 +14,22 @@ import time
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 
 from g3chat.config import Settings, write_setting
 from g3chat.core.chat import with_overrides
-from g3chat.core.engine.base import Engine, ModelInfo
+from g3chat.core.engine.base import Engine, EngineFactory, ModelInfo
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store
 from g3chat.paths import Paths
 from g3chat.resources import themes_dir
-from g3chat.runtime import EngineFactory
 from g3chat.tui import keys
 from g3chat.tui import messages as msg
 from g3chat.tui.chat_tools import ChatTools, ToolsFactory
@@ -91,7 +91,7 @@ class G3ChatApp(ToolEvents, App[None]):
 
     # ------------------------------------------------------------------------------------- set-up
 
-    def get_default_screen(self) -> Screen:
+    def get_default_screen(self) -> Screen[Any]:
         self._chat_screen = ChatScreen()
         return self._chat_screen
 
@@ -147,7 +147,7 @@ class G3ChatApp(ToolEvents, App[None]):
             return
         self._saved_theme = theme.name
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         if isinstance(screen, ChatScreen):
             shown = {b.binding.action: b.binding for b in screen.active_bindings.values()}
             for action in keys.ACTIONS:
@@ -187,10 +187,10 @@ class G3ChatApp(ToolEvents, App[None]):
         finally:
             self.engine_idle.set()
 
-    def _post_from_engine(self, message: object) -> None:
+    def _post_from_engine(self, message: Message) -> None:
         if isinstance(message, (msg.ModelLoaded, msg.ModelLoadFailed)) and message.engine is not None:
             self.engine = message.engine  # known at once, so shutdown can close it even mid-message
-        self.post_message(message)  # type: ignore[arg-type]
+        self.post_message(message)
 
     def ui_alive(self) -> bool:
         """False while the app is closing: engine results may still arrive, with no widgets to show them."""

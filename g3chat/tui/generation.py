@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from g3chat.core.answer import Answer, HistoryTrimmed
-from g3chat.core.engine.base import Engine
+from g3chat.core.engine.base import Engine, EngineFactory
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store
 from g3chat.core.types import GenerationParams, PromptProgress, TextDelta
-from g3chat.runtime import EngineFactory
 from g3chat.tui import messages as msg
 
 if TYPE_CHECKING:
     from g3chat.tui.chat_tools import ChatTools
 
-Post = Callable[[object], object]
+Post = Callable[[Any], object]  # App.post_message: takes the Textual messages of g3chat.tui.messages
 
 
 class DeltaBuffer:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ APPROVAL_KEYS: tuple[tuple[str, str, str], ...] = (
 ACTION_NAMES = frozenset(a.name for a in (*ACTIONS, *INPUT_ACTIONS)) | {"quit", "command_palette"}
 
 
-def bindings(actions: tuple[Action, ...] = ACTIONS) -> list[Binding]:
+def bindings(actions: tuple[Action, ...] = ACTIONS) -> list[BindingType]:
     return [Binding(a.key, a.name, a.title, show=a.footer, id=a.name, tooltip=a.help) for a in actions]
 
 

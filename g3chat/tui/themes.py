@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
@@ -74,7 +75,8 @@ def theme_from_file(path: Path) -> Theme:
             Color.parse(value)
         except (ColorParseError, TypeError, ValueError):
             raise ThemeFileError(f"colors.{key} = {value!r} is not a colour") from None
-    return Theme(name=name.strip(), dark=dark, **{k: str(v) for k, v in colors.items()})
+    named: dict[str, Any] = {k: str(v) for k, v in colors.items()}  # primary, secondary, ...
+    return Theme(name=name.strip(), dark=dark, **named)
 
 
 def load_themes(folders: Iterable[Path]) -> tuple[list[Theme], list[FailedTheme]]:

@@ -56,4 +56,4 @@ class ToolEvents(_Base):
 
     def on_tools_notice(self, event: msg.ToolsNotice) -> None:
         if self.ui_alive():
-            self.notify(event.text, title="Tools", severity=event.severity, timeout=12, markup=False)  # type: ignore[arg-type]
+            self.notify(event.text, title="Tools", severity=event.severity, timeout=12, markup=False)

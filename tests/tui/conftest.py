@@ -6,9 +6,12 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
+from g3chat.core.engine.base import Engine
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.store import Store
 from g3chat.core.tools.protocol import TOOLS_INTRO
@@ -24,13 +27,13 @@ def sent(engine: FakeEngine) -> list[Message]:
     return [m for m in engine.calls[-1] if not (m.role == "system" and TOOLS_SECTION in m.text)]
 
 
-async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+async def wait_until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     """Let the app run until ``predicate()`` holds; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
-        await pilot.pause(0.02)  # type: ignore[attr-defined]
+        await pilot.pause(0.02)
     await asyncio.sleep(0)
 
 
@@ -56,9 +59,9 @@ def make_app(runtime: Runtime, store: Store, fake: FakeEngine) -> Iterator[Calla
     """Build the app as the CLI does (Runtime.chat_app), with the FakeEngine built by the loading thread."""
     apps = []
 
-    def make(engine: object | None = None, **kwargs: object) -> object:
+    def make(engine: Engine | None = None, **kwargs: Any) -> object:
         chosen = engine if engine is not None else fake
-        app = runtime.chat_app(store, engine_factory=lambda: (chosen, None), **kwargs)  # type: ignore[arg-type]
+        app = runtime.chat_app(store, engine_factory=lambda: (chosen, None), **kwargs)
         apps.append(app)
         return app
 

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from textual.widgets import Markdown
+from textual.widgets.markdown import MarkdownFence
 
 from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.errors import ModelFileError
@@ -50,12 +51,17 @@ async def test_send_streams_markdown_and_saves(make_app, fake: FakeEngine, store
     updates: list[str] = []
     appends: list[str] = []
     original_update, original_append = Markdown.update, Markdown.append
-    monkeypatch.setattr(
-        Markdown, "update", lambda self, md: (updates.append(md), original_update(self, md))[1]
-    )
-    monkeypatch.setattr(
-        Markdown, "append", lambda self, md: (appends.append(md), original_append(self, md))[1]
-    )
+
+    def update(self: Markdown, md: str) -> object:
+        updates.append(md)
+        return original_update(self, md)
+
+    def append(self: Markdown, md: str) -> object:
+        appends.append(md)
+        return original_append(self, md)
+
+    monkeypatch.setattr(Markdown, "update", update)
+    monkeypatch.setattr(Markdown, "append", append)
     fake.enqueue(list(CODE_ANSWER))  # one character per piece: many deltas
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -69,7 +75,7 @@ async def test_send_streams_markdown_and_saves(make_app, fake: FakeEngine, store
         ]
         answer = views(app)[-1]
         assert answer.text == CODE_ANSWER and answer.message_id == saved[1].id
-        fences = answer.markdown.query("MarkdownFence")
+        fences = answer.markdown.query(MarkdownFence)
         assert len(fences) == 1 and "print('hi')" in fences[0].code
         assert fake.calls[-1][-1].text == "show me code"
         # Streamed with appends; the whole answer rendered once, at the end (never per token).

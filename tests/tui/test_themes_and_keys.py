@@ -55,10 +55,10 @@ def test_keymap_splits_known_and_unknown_names() -> None:
 
 def test_no_chat_key_is_taken_by_the_message_box() -> None:
     """Every chat action's key must reach the screen while the message box has focus."""
-    taken = set()
+    taken: set[str] = set()
     for cls in (TextArea, PromptInput):
         for binding in cls.BINDINGS:
-            taken.update(k.strip() for k in binding.key.split(","))  # type: ignore[union-attr]
+            taken.update(k.strip() for k in binding.key.split(","))
     for action in keys.ACTIONS:
         for key in action.key.split(","):
             assert key not in taken, f"{action.name}: {key} is a TextArea key"

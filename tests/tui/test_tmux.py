@@ -152,7 +152,7 @@ def test_sigkill_of_the_chat_ui_keeps_the_streamed_answer(
     while not dead() and time.monotonic() < deadline:
         time.sleep(0.05)
     with Store(db) as store:
-        user, answer = store.messages(store.latest_conversation().id)  # type: ignore[union-attr]
+        user, answer = store.messages(store.latest_conversation().id)
     assert user.text == "Write a long story about the sea"
     assert answer.shown_status == "interrupted" and answer.text.strip()
     words = re.findall(r"[A-Za-z]{4,}", answer.text)[:3]

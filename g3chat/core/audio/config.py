@@ -50,7 +50,7 @@ class AudioConfig:
             num_layers=audio_config.get("conf_num_hidden_layers", base.num_layers),
             num_heads=audio_config.get("conf_num_attention_heads", base.num_heads),
             input_feat_size=audio_config.get("input_feat_size", base.input_feat_size),
-            sscp_channels=tuple(audio_config.get("sscp_conv_channel_size", base.sscp_channels)),  # type: ignore[arg-type]
+            sscp_channels=tuple(audio_config.get("sscp_conv_channel_size", base.sscp_channels)),
             sscp_kernels=_pairs(audio_config.get("sscp_conv_kernel_size", base.sscp_kernels)),
             sscp_strides=_pairs(audio_config.get("sscp_conv_stride_size", base.sscp_strides)),
             sscp_group_norm_eps=audio_config.get("sscp_conv_group_norm_eps", base.sscp_group_norm_eps),
@@ -94,5 +94,5 @@ class AudioConfig:
 
 
 def _pairs(value: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    first, second = (tuple(int(v) for v in pair) for pair in value)
-    return first, second  # type: ignore[return-value]
+    (a, b), (c, d) = ([int(v) for v in pair] for pair in value)
+    return (a, b), (c, d)

@@ -23,6 +23,7 @@ import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from g3chat.core.audio.config import AudioConfig
 from g3chat.core.errors import InputError
@@ -48,7 +49,7 @@ def installed(models_dir: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*-audio.safetensors") if p.is_file()) if folder.is_dir() else []
 
 
-def safetensors_header(path: Path) -> tuple[dict, int]:
+def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
     """A safetensors file's JSON header and where its data section starts; InputError if it is not one."""
     try:
         with path.open("rb") as fh:

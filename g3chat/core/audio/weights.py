@@ -100,9 +100,10 @@ def _gguf_tensors(path: Path) -> Iterator[tuple[str, np.ndarray]]:
         elif info.ggml_type == _BF16:
             array = bf16_to_f32(raw.view(np.uint16)).reshape(shape)
         else:
+            from gguf.constants import GGMLQuantizationType
             from gguf.quants import dequantize
 
-            array = dequantize(np.asarray(raw), info.ggml_type).reshape(shape)
+            array = dequantize(np.asarray(raw), GGMLQuantizationType(info.ggml_type)).reshape(shape)
         yield name, np.array(array, dtype=np.float32)
 
 

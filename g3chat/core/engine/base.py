@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -80,3 +80,8 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# Builds the engine to run (not loaded) and returns it with a one-line notice to show, if any. The CLI's
+# runtime makes one; the chat UI calls it in its loading thread, after the window is up.
+EngineFactory = Callable[[], tuple[Engine, str | None]]

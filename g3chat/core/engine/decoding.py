@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from g3chat.core.engine.kv import KVSession
@@ -46,7 +46,7 @@ def sample_tokens(
     sampler: Any,
     drafter: PromptLookupDrafter | None,
     policy: DraftPolicy | FixedDraft | None = None,
-) -> Iterator[int]:
+) -> Generator[int, None, None]:
     """Sampled tokens, one at a time, after a prefill left the last prompt position's logits ready.
 
     Every yielded token is one the sampler drew from the model's distribution at its position, one draw
@@ -81,7 +81,8 @@ def sample_tokens(
                     following = sampled
                     break
                 committed += 1
-                drafter.append(guess)  # type: ignore[union-attr]
+                if drafter is not None:  # always: only a drafter makes a draft
+                    drafter.append(guess)
                 yield guess
             if draft and committed - base - 1 < len(draft):
                 kv.truncate(committed)
@@ -89,9 +90,9 @@ def sample_tokens(
             if policy is not None:
                 kept = committed - base - 1
                 policy.record(len(draft), time.perf_counter() - started, kept)
-                if draft:
-                    drafter.proposed += len(draft)  # type: ignore[union-attr]
-                    drafter.accepted += kept  # type: ignore[union-attr]
+                if draft and drafter is not None:
+                    drafter.proposed += len(draft)
+                    drafter.accepted += kept
     finally:
         if llm.n_tokens > committed:
             kv.truncate(committed)

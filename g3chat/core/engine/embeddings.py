@@ -112,7 +112,9 @@ def token_embedding_rows(gguf_path: Path | str, ids: np.ndarray | list[int]) -> 
     data = np.memmap(gguf_path, dtype=np.uint8, mode="r")
     base = summary.data_offset + info.offset
     raw = np.stack([np.asarray(data[base + i * row_bytes : base + (i + 1) * row_bytes]) for i in ids])
-    return np.asarray(dequantize(raw, info.ggml_type), dtype=np.float32).reshape(len(raw), n_embd)
+    return np.asarray(dequantize(raw, GGMLQuantizationType(info.ggml_type)), dtype=np.float32).reshape(
+        len(raw), n_embd
+    )
 
 
 def gemma_input_scale(n_embd: int) -> np.float32:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.errors import EngineError
@@ -13,11 +14,14 @@ from g3chat.core.types import (
     AttachmentPart,
     EngineEvent,
     Finished,
+    FinishReason,
     GenerationParams,
     Message,
     TextDelta,
     Usage,
 )
+
+_Fake = TypeVar("_Fake", bound="FakeEngine")  # enqueue returns the subclass it is called on
 
 
 class FakeEngine:
@@ -49,7 +53,7 @@ class FakeEngine:
         self.calls: list[list[Message]] = []
         self.load_error: Exception | None = None
 
-    def enqueue(self, *answers: str | Iterable[str] | Exception) -> FakeEngine:
+    def enqueue(self: _Fake, *answers: str | Iterable[str] | Exception) -> _Fake:
         for answer in answers:
             if isinstance(answer, Exception):
                 self._queue.append(answer)
@@ -108,7 +112,7 @@ class FakeEngine:
             script = [w if i == 0 else " " + w for i, w in enumerate(f"echo: {last}".split(" "))]
         start = time.perf_counter()
         produced = 0
-        reason = "stop"
+        reason: FinishReason = "stop"
         first: float | None = None
         for piece in script:
             if cancel is not None and cancel.is_set():
@@ -134,7 +138,7 @@ class FakeEngine:
             prompt_eval_s=0.0,
             total_s=total,
         )
-        yield Finished(reason)  # type: ignore[arg-type]
+        yield Finished(reason)
 
     def close(self) -> None:
         self._info = None

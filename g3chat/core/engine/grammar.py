@@ -68,7 +68,7 @@ def _grammar_sampler(vocab: Any, text: str, triggers: Sequence[str]) -> Any:
     )
 
 
-def _install(llm: Any, grammar_class: type) -> None:
+def _install(llm: Any, grammar_class: type[Any]) -> None:
     """Make ``llm`` build g3chat's grammar sampler when ``generate`` is given a ``grammar_class``."""
     import llama_cpp
     from llama_cpp.llama_grammar import LlamaGrammar

@@ -53,7 +53,8 @@ class _OnDemand:
         """True while a lazy grammar has not been triggered: it then leaves both probe tokens alone
         (an active grammar rules out end-of-generation before it is complete, anything else after)."""
         for i, token in enumerate(self.probe_tokens):
-            self.probe[i].id, self.probe[i].logit, self.probe[i].p = token, 0.0, 0.0
+            # llama_cpp annotates the fields with their ctypes types; ctypes reads and writes Python ints
+            self.probe[i].id, self.probe[i].logit, self.probe[i].p = token, 0.0, 0.0  # type: ignore[assignment]
         array = self._array(self.probe, 2)
         self.lib.llama_sampler_apply(self.inner, ctypes.byref(array))
         return self.probe[0].logit == 0.0 and self.probe[1].logit == 0.0

@@ -179,7 +179,7 @@ class Hearing:
         for index, window in enumerate(windows(self._n_samples(part), self.window)):
             ids = placeholder_ids(f"{self.key}|{part.sha256}|{window[0]}:{window[1]}", n_rows)
             pieces += [[*(self.between if index else ()), self.boa], AudioChunk(self, part, window, ids)]
-        return MediaItem(tuple(pieces), None)  # type: ignore[arg-type]
+        return MediaItem(tuple(pieces), None)
 
     @staticmethod
     def _n_samples(part: AttachmentPart) -> int:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.engine.decoding import StopMatcher, sample_tokens
@@ -52,6 +52,7 @@ from g3chat.core.types import (
     AttachmentPart,
     EngineEvent,
     Finished,
+    FinishReason,
     GenerationParams,
     Message,
     PromptProgress,
@@ -123,7 +124,7 @@ class LlamaCppEngine:
         self.swa_full = swa_full
         self.flash_attn = flash_attn
         # "auto": speculate when sampling without a seed; greedy and seeded runs stay reproducible.
-        self.speculative = {True: "on", False: "off"}.get(speculative, speculative)  # type: ignore[call-overload]
+        self.speculative = ("on" if speculative else "off") if isinstance(speculative, bool) else speculative
         self.draft_length = draft_length  # None: chosen per step from measured costs (DraftPolicy)
         self.state_dir = state_dir
         self.state_memory_mb = state_memory_mb
@@ -310,6 +311,7 @@ class LlamaCppEngine:
                 if isinstance(piece, list):
                     plan.tokens.extend(piece)
                 else:
+                    assert isinstance(piece, (MediaChunk, AudioChunk))  # the projector's or hearing's
                     plan.media.append((len(plan.tokens), piece))
                     plan.tokens.extend(piece.placeholders)
         if preamble:
@@ -369,7 +371,9 @@ class LlamaCppEngine:
         if (self._projector is None and hearing is None) or self.media_problem(part) is not None:
             return None
         try:
-            return hearing.item(part) if hearing is not None else self._projector.tokenize(part)  # type: ignore[union-attr]
+            if hearing is not None:
+                return hearing.item(part)
+            return self._projector.tokenize(part) if self._projector is not None else None
         except MediaError:
             return None  # e.g. the stored file was deleted: the model gets the note instead
 
@@ -458,8 +462,10 @@ class LlamaCppEngine:
                     llm.eval(batch)
                     self._evaluated += len(batch)
                     if report:
-                        stage = "preamble" if llm.n_tokens <= preamble else "prompt"
-                        yield PromptProgress(self._evaluated, total, stage)  # type: ignore[arg-type]
+                        stage: Literal["preamble", "prompt"] = (
+                            "preamble" if llm.n_tokens <= preamble else "prompt"
+                        )
+                        yield PromptProgress(self._evaluated, total, stage)
                 position = cut
                 if preamble and cut == preamble:
                     with contextlib.suppress(OSError, RuntimeError):
@@ -569,7 +575,7 @@ class LlamaCppEngine:
         llama_cpp.llama_perf_context_reset(llm.ctx)
         llm.set_seed(params.seed if params.seed is not None else random.getrandbits(32))
 
-        reason = "length"
+        reason: FinishReason = "length"
         stop_hit = False
         error: str | None = None
         produced = 0
@@ -600,6 +606,7 @@ class LlamaCppEngine:
                     if self.draft_length is not None
                     else DraftPolicy(ratios=self.draft_ratios())
                 )
+                assert self._kv is not None  # _prefill checked that a model is loaded
                 generator = sample_tokens(self._kv, self._sampler(params), drafter, policy)
                 try:
                     for token in generator:
@@ -635,7 +642,7 @@ class LlamaCppEngine:
             yield TextDelta(tail)
         if adaptive and isinstance(policy, DraftPolicy) and policy.learned():
             self._save_draft_ratios(policy.learned())  # what this answer measured refines the curve
-        if reason != "error" and self.state_dir is not None:
+        if reason != "error" and self.state_dir is not None and self._kv is not None:
             with contextlib.suppress(OSError, RuntimeError):
                 self._kv.stash(to_disk=True)  # so `ask -c` in a new process starts where this turn ended
         elapsed = last_token - first_token
@@ -652,4 +659,4 @@ class LlamaCppEngine:
             drafted_tokens=drafter.proposed if drafter else 0,
             accepted_tokens=drafter.accepted if drafter else 0,
         )
-        yield Finished(reason, error)  # type: ignore[arg-type]
+        yield Finished(reason, error)

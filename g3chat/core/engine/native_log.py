@@ -23,7 +23,7 @@ class NativeLog:
         self._errors: deque[str] = deque(maxlen=20)
         self._lock = threading.Lock()
         self._last_level = 0
-        self._callback = None
+        self._callback: object = None  # the ctypes callback, once installed
         self._mtmd_routed = False
 
     def install(self, verbose: bool) -> None:

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from g3chat.core.engine.native_log import native_log
 from g3chat.core.errors import MediaError, ModelFileError
@@ -44,11 +44,21 @@ class MediaChunk:
     placeholders: tuple[int, ...]
 
 
+class PromptChunk(Protocol):
+    """A media piece of a prompt plan (a :class:`MediaChunk`, or hearing's AudioChunk): it stands in the
+    prompt as ``n_tokens`` placeholder ids."""
+
+    @property
+    def n_tokens(self) -> int: ...
+    @property
+    def placeholders(self) -> tuple[int, ...]: ...
+
+
 @dataclass(frozen=True)
 class MediaItem:
     """A tokenized attachment: text token runs and media chunks, in order."""
 
-    pieces: tuple[list[int] | MediaChunk, ...]
+    pieces: tuple[list[int] | PromptChunk, ...]
     owner: Any  # keeps the mtmd chunk list alive
 
     @property

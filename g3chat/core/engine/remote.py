@@ -217,6 +217,8 @@ class RemoteEngine:
                 reason = state.finish_reason
             else:
                 reason, error = "error", self._stream_failure(None, first_text is not None)
+        # The OpenAI tool calls, as ToolCallRequest events: EngineEvent does not list them (they are defined
+        # in openai_wire, which core.types cannot import); callers that asked for tools look for them.
         yield from state.tools.calls()  # type: ignore[misc]
         yield self._usage(state, messages, started, first_text, last_text, clean=reason in ("stop", "length"))
         yield Finished(reason, error)

@@ -48,7 +48,7 @@ class ServerTokenCounter:
         order = [self.method] if self.method in methods else list(methods)
         for name in order:
             try:
-                count = methods[name](messages, model)  # type: ignore[index]
+                count = methods[name](messages, model)
             except G3ChatError:
                 return estimate_tokens(messages)  # the server is unwell: estimate now, ask again next time
             if count is not None:

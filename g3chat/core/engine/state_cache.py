@@ -31,7 +31,9 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,11 +67,10 @@ class SavedState:
     # cells of positions its window had passed, and then the state cannot be cut back before pos_min + the
     # window (see KVSession.prepare).
     pos_min: int = 0
-    ids: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    ids: np.ndarray = field(init=False, repr=False, compare=False)  # the tokens as an array
 
     def __post_init__(self) -> None:
-        if self.ids is None:
-            object.__setattr__(self, "ids", as_array(self.tokens))
+        object.__setattr__(self, "ids", as_array(self.tokens))
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class StateCache:
             tokens = self._disk_tokens(entry)
             n = common_prefix(tokens, wanted) if tokens is not None else 0
             if n > at_least:
-                found.append(Candidate(n, entry.n_tokens, entry.pos_min, lambda e=entry: self._read(e)))
+                found.append(Candidate(n, entry.n_tokens, entry.pos_min, partial(self._read, entry)))
         found.sort(key=lambda c: (-c.length, c.n_tokens))
         return found
 
@@ -314,7 +315,7 @@ class StateCache:
             entry.path.unlink(missing_ok=True)
 
 
-def _read_header(path: Path) -> dict | None:
+def _read_header(path: Path) -> dict[str, Any] | None:
     try:
         with path.open("rb") as fh:
             head = fh.read(12)

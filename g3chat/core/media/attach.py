@@ -64,7 +64,8 @@ def kind_of(path: Path) -> AttachKind | None:
         return "video"
     mime = mimetypes.guess_type(path.name)[0] or ""
     major = mime.split("/")[0]
-    return major if major in ("image", "audio", "video") else None  # type: ignore[return-value]
+    kinds: dict[str, AttachKind] = {"image": "image", "audio": "audio", "video": "video"}
+    return kinds.get(major)
 
 
 def pasted_path(text: str) -> AttachRequest | None:

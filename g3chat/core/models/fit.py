@@ -27,9 +27,13 @@ estimate = weights + KV cache + compute buffers + runtime + projector (the pick 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from g3chat.core.gguf_file import GGUFSummary, ggml_type_id
 from g3chat.core.models.arch import HOST_TENSORS, ArchFacts
+
+if TYPE_CHECKING:
+    from g3chat.core.models.catalog import Variant
 
 MiB = 1 << 20
 ACT_FLOATS_PER_FF = 6  # activation floats per batch token per unit of n_ff (measured: 23.7 MiB at n_ff 2048)
@@ -57,6 +61,19 @@ def repack_types(cpu_features: frozenset[str]) -> frozenset[int]:
     return frozenset(ggml_type_id(name) for name in names)
 
 
+class EngineSettingsLike(Protocol):
+    """What EngineShape reads from g3chat.config.EngineSettings (the core does not import the config)."""
+
+    @property
+    def n_ctx(self) -> int: ...
+    @property
+    def n_batch(self) -> int: ...
+    @property
+    def flash_attn(self) -> bool: ...
+    @property
+    def swa_full(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class EngineShape:
     """The context settings the engine loads with (g3chat.config.EngineSettings)."""
@@ -67,12 +84,12 @@ class EngineShape:
     swa_full: bool = True
 
     @classmethod
-    def from_settings(cls, engine: object, n_ctx: int | None = None) -> EngineShape:
+    def from_settings(cls, engine: EngineSettingsLike, n_ctx: int | None = None) -> EngineShape:
         return cls(
-            n_ctx=n_ctx if n_ctx is not None else engine.n_ctx,  # type: ignore[attr-defined]
-            n_ubatch=engine.n_batch,  # type: ignore[attr-defined]  # the engine sets n_ubatch = n_batch
-            flash_attn=engine.flash_attn,  # type: ignore[attr-defined]
-            swa_full=engine.swa_full,  # type: ignore[attr-defined]
+            n_ctx=n_ctx if n_ctx is not None else engine.n_ctx,
+            n_ubatch=engine.n_batch,  # the engine sets n_ubatch = n_batch
+            flash_attn=engine.flash_attn,
+            swa_full=engine.swa_full,
         )
 
 
@@ -108,13 +125,13 @@ class Weights:
         return cls(total, host, repack, output, exact=True)
 
     @classmethod
-    def from_catalog(cls, variant: object, facts: ArchFacts, cpu_features: frozenset[str]) -> Weights:
-        size = variant.size  # type: ignore[attr-defined]
+    def from_catalog(cls, variant: Variant, facts: ArchFacts, cpu_features: frozenset[str]) -> Weights:
+        size = variant.size
         repacked = ggml_type_id("Q4_K") in repack_types(cpu_features)
-        repack = int(size * variant.repack_share) if repacked else 0  # type: ignore[attr-defined]
-        bits = QUANT_BITS.get(variant.quant, 8.0)  # type: ignore[attr-defined]
+        repack = int(size * variant.repack_share) if repacked else 0
+        bits = QUANT_BITS.get(variant.quant, 8.0)
         output = int(facts.n_vocab * facts.n_embd * bits / 8)
-        return cls(size, int(size * variant.host_share), repack, output, exact=False)  # type: ignore[attr-defined]
+        return cls(size, int(size * variant.host_share), repack, output, exact=False)
 
 
 @dataclass(frozen=True)

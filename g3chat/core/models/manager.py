@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,9 +146,9 @@ class ModelManager:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def _remember(self, files: object) -> None:
+    def _remember(self, files: Iterable[RemoteFile]) -> None:
         data = self._known()
-        for f in files:  # type: ignore[attr-defined]
+        for f in files:
             data[f"{f.repo}/{f.filename}"] = {"sha256": f.sha256, "size": f.size, "commit": f.commit}
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._known_path().with_name(f".hub-files.{os.getpid()}.tmp")
@@ -169,15 +169,20 @@ class ModelManager:
             self.verify(variant, existing)
             return PullResult(variant, existing, self.projector_path(variant), reused=True)
         remote = self.remote(variant)
-        kwargs = {"progress": progress} | ({"disk_free": disk_free} if disk_free else {})
+
+        def fetch(remote: RemoteFile) -> Path:
+            if disk_free is None:
+                return download(self.hub, remote, self.stamps, progress=progress)
+            return download(self.hub, remote, self.stamps, progress=progress, disk_free=disk_free)
+
         reused = RepoCache.of(self.hub.cache_dir, variant.repo).blob(remote.sha256).exists()
-        path = download(self.hub, remote, self.stamps, **kwargs)  # type: ignore[arg-type]
+        path = fetch(remote)
         projector_path = None
         if projector:
             found = find_projector(self.listing(variant.repo))
             if found is None:
                 raise InputError(f"{variant.repo} publishes no vision projector (mmproj)")
-            projector_path = download(self.hub, found, self.stamps, **kwargs)  # type: ignore[arg-type]
+            projector_path = fetch(found)
         return PullResult(variant, path, projector_path, reused=reused)
 
     def verify(self, variant: Variant, path: Path, progress: Callable[[int], None] | None = None) -> None:

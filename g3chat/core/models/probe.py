@@ -153,7 +153,7 @@ def parse_nvidia_smi(text: str) -> list[GPU]:
 def nvidia_gpus(run: Runner = run_command) -> list[GPU]:
     """NVIDIA GPUs through NVML (the nvidia-ml-py package) when installed, else nvidia-smi."""
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
     except ImportError:
         pynvml = None
     if pynvml is not None:

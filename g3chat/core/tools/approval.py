@@ -39,7 +39,7 @@ class ApprovalRequest:
     origin: str = ""
 
 
-Approver = Callable[[ApprovalRequest], Decision]
+Approver = Callable[[ApprovalRequest], "Decision | str"]  # a Decision or its value ("once", ...)
 
 
 @dataclass(frozen=True)

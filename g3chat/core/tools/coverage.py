@@ -149,7 +149,7 @@ def _gaps(node: Any, refs: Mapping[str, Any], where: str, seen: set[int]) -> Ite
     at = where or "the arguments"
     if isinstance(node.get("$ref"), str) and node["$ref"] in refs:
         yield from _gaps(refs[node["$ref"]], refs, where, seen)
-    kinds = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+    kinds: list[Any] = node["type"] if isinstance(node.get("type"), list) else [node.get("type")]
     if "number" in kinds and not ({"enum", "const"} & set(node)):
         bounds = [k for k in _BOUNDS if k in node]
         if bounds:

@@ -11,7 +11,7 @@ import fnmatch
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,7 @@ class FileTools:
         if not pattern:
             raise ToolError("pattern is empty")
         top = self.roots.resolve(args.get("path"))
+        found: Callable[[str], object]
         if args.get("regex"):
             try:
                 matcher = re.compile(pattern, re.IGNORECASE)
@@ -102,8 +103,10 @@ class FileTools:
         else:
             needle = pattern.lower()
 
-            def found(line: str) -> bool:
+            def contains(line: str) -> bool:
                 return needle in line.lower()
+
+            found = contains
 
         files = [top] if top.is_file() else self._walk(top, str(args.get("glob") or "*"))
         out: list[str] = []

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from g3chat.core.chat import Turn
@@ -38,6 +39,7 @@ from g3chat.core.tools.protocol import new_call_id, parse_calls, tool_spec, tool
 from g3chat.core.tools.run import run_tool
 from g3chat.core.types import (
     Finished,
+    FinishReason,
     GenerationParams,
     Message,
     Part,
@@ -46,6 +48,7 @@ from g3chat.core.types import (
     TextPart,
     ToolCallPart,
     ToolResultPart,
+    ToolStatus,
     TurnResult,
     Usage,
 )
@@ -233,6 +236,7 @@ class ToolLoop:
         started = time.perf_counter()
         tool = self.tools.get(call.name)
         approval = "invalid"
+        status: ToolStatus
         if tool is None:
             status, content = "error", f"unknown tool {call.name!r}; the tools are: {', '.join(self.tools)}"
         elif problems := validate_arguments(tool.parameters, call.arguments):
@@ -244,10 +248,10 @@ class ToolLoop:
             content = (
                 content[: self.result_limit] + f"\n[... {len(content) - self.result_limit} more characters]"
             )
-        result = ToolResultPart(call.id, call.name, content, status)  # type: ignore[arg-type]
+        result = ToolResultPart(call.id, call.name, content, status)
         return TraceEntry(step, call, result, approval, time.perf_counter() - started)
 
-    def _approved_run(self, tool: Tool, call: ToolCallPart) -> tuple[str, str, str]:
+    def _approved_run(self, tool: Tool, call: ToolCallPart) -> tuple[ToolStatus, str, str]:
         preview = ""
         if tool.mutating:
             status, preview = run_tool(tool.describe, call.arguments, tool.timeout)
@@ -262,7 +266,8 @@ class ToolLoop:
 
     def __iter__(self) -> Iterator[Any]:
         usages: list[Usage] = []
-        reason, error = "stop", None
+        reason: FinishReason = "stop"
+        error: str | None = None
         streamed = False
         for step in range(self.max_steps + 1):
             choice = self._choice(step)
@@ -276,7 +281,7 @@ class ToolLoop:
                 store=self.store,
                 conversation_id=self.conversation_id,
                 model_name=self.model_name,
-                parts=lambda result, choice=choice: self._assistant_parts(result, choice),
+                parts=partial(self._assistant_parts, choice=choice),
                 meta={"tool_step": step, "tool_choice": choice} if choice != "none" or step else None,
             )
             fence = FenceFilter()
@@ -317,10 +322,10 @@ class ToolLoop:
                 reason = "cancelled"
                 break
         self.result.usage = _sum_usage(usages)
-        self.result.finish_reason, self.result.error = reason, error  # type: ignore[assignment]
+        self.result.finish_reason, self.result.error = reason, error
         if self.result.usage is not None:
             yield self.result.usage
-        yield Finished(reason, error)  # type: ignore[arg-type]
+        yield Finished(reason, error)
 
     def _run_calls(self, step: int) -> Iterator[Any]:
         calls = list(self._calls or [])
@@ -346,7 +351,7 @@ class ToolLoop:
         step_entries = [e for e in self.trace if e.step == step]
         valid = any(e.approval != "invalid" for e in step_entries)
         self.invalid_steps = 0 if valid or not step_entries else self.invalid_steps + 1
-        parts = [*([TextPart(self._prose)] if self._prose and calls else []), *calls]
+        parts: list[Part] = [*([TextPart(self._prose)] if self._prose and calls else []), *calls]
         self.history.append(Message("assistant", tuple(parts) if calls else (TextPart(self._raw),)))
         self.history.append(Message("user", tuple(results)))
         if self.store is not None and self.conversation_id is not None:

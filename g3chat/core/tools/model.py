@@ -32,7 +32,7 @@ class Tool:
     name: str
     description: str
     parameters: Mapping[str, Any]
-    run: Callable[[dict[str, Any]], str]
+    run: Callable[[dict[str, Any]], Any]  # the runner turns what it returns into text
     mutating: bool = False
     timeout: float | None = 30.0
     preview: Callable[[dict[str, Any]], str] | None = None

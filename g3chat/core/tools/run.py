@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from g3chat.core.tools.model import ToolError
+from g3chat.core.types import ToolStatus
 
 
 def _text(value: Any) -> str:
@@ -21,7 +22,7 @@ def _text(value: Any) -> str:
         return str(value)
 
 
-def _call(fn: Callable[[dict[str, Any]], Any], arguments: dict[str, Any]) -> tuple[str, str]:
+def _call(fn: Callable[[dict[str, Any]], Any], arguments: dict[str, Any]) -> tuple[ToolStatus, str]:
     try:
         return "ok", _text(fn(dict(arguments)))
     except ToolError as exc:
@@ -32,12 +33,12 @@ def _call(fn: Callable[[dict[str, Any]], Any], arguments: dict[str, Any]) -> tup
 
 def run_tool(
     fn: Callable[[dict[str, Any]], Any], arguments: dict[str, Any], timeout: float | None
-) -> tuple[str, str]:
+) -> tuple[ToolStatus, str]:
     """("ok" | "error", text). With a timeout the function runs in a worker thread; when it overruns,
     the call is reported as timed out (a Python function cannot be killed: the thread is abandoned)."""
     if timeout is None:
         return _call(fn, arguments)
-    box: list[tuple[str, str]] = []
+    box: list[tuple[ToolStatus, str]] = []
     worker = threading.Thread(
         target=lambda: box.append(_call(fn, arguments)), daemon=True, name="g3chat-tool"
     )

@@ -47,7 +47,8 @@ def run_command(command: str, cwd: str, *, timeout: float, output_limit: int) ->
     def read() -> None:
         nonlocal dropped
         assert proc.stdout is not None
-        while chunk := proc.stdout.read1(65536):
+        # typeshed says IO[bytes]; a PIPE with the default buffering is a BufferedReader, which has read1
+        while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
             room = output_limit - len(kept)
             kept.extend(chunk[:room])
             dropped += max(0, len(chunk) - room)

@@ -53,7 +53,7 @@ class AttachActions(_Base):
         """Sent messages with attachments whose first answer has not started (notes are due then)."""
         fresh: set[int] | None = getattr(self, "_fresh_media", None)
         if fresh is None:
-            fresh = self._fresh_media = set()
+            fresh = self._fresh_media = set[int]()
         return fresh
 
     def _key_for(self, action: str) -> str:

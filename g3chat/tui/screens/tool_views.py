@@ -48,14 +48,18 @@ class ToolViews(_Base):
         self, path: Sequence[StoredMessage], positions: Mapping[int, tuple[int, int]]
     ) -> list[MessageView]:
         """The views of a branch: tool calls as blocks in the answers that made them."""
-        results = {p.call_id: p for m in path if is_tool_results(m) for p in m.parts}  # type: ignore[union-attr]
+        results = {
+            p.call_id: p for m in path if is_tool_results(m) for p in m.parts if isinstance(p, ToolResultPart)
+        }
         calls = {p.id for m in path for p in m.parts if isinstance(p, ToolCallPart)}
         running = bool(path) and self.g3.is_generating(path[0].conversation_id)
         views: list[MessageView] = []
         for message in path:
             if is_tool_results(message):
                 # Results without a call: what the model wrote could not be read as one.
-                unread = [p for p in message.parts if p.call_id not in calls]  # type: ignore[union-attr]
+                unread = [
+                    p for p in message.parts if isinstance(p, ToolResultPart) and p.call_id not in calls
+                ]
                 if unread and views and views[-1].role == "assistant":
                     views[-1].blocks.extend(result_block(p) for p in unread)
                 continue
@@ -82,8 +86,8 @@ class ToolViews(_Base):
         view = streaming or job.tool_view
         if view is None or not view.is_attached:
             return
-        if view is streaming:
-            await view.end_stream(view.text)
+        if streaming is not None and view is streaming:
+            await streaming.end_stream(streaming.text)
         job.tool_view = view
         await view.mount(ToolCallBlock(call.id, call.name, call.arguments))
         self.chat.scroll_end(animate=False)

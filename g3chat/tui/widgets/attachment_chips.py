@@ -113,7 +113,7 @@ class AttachmentChips(Horizontal):
                 self.mount(chip)
         self._changed()
 
-    def remove(self, key: str) -> None:
+    def drop(self, key: str) -> None:
         if self._groups.pop(key, None) is not None:
             for chip in self.query(AttachmentChip):
                 if chip.key == key:
@@ -127,7 +127,7 @@ class AttachmentChips(Horizontal):
 
     def on_attachment_chips_remove_requested(self, event: RemoveRequested) -> None:
         event.stop()
-        self.remove(event.key)
+        self.drop(event.key)
 
     def _changed(self) -> None:
         self.set_class(not self._groups, "-empty")

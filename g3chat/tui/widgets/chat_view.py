@@ -8,6 +8,7 @@ top, the marker is clicked, or something (a search hit, the keyboard) needs one 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from textual import events
 from textual.containers import VerticalScroll
@@ -29,8 +30,8 @@ class ChatView(VerticalScroll, can_focus=False):
     ChatView > .earlier:hover { color: $accent; }
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.earlier: list[MessageView] = []  # not mounted yet, oldest first
         self._loading_earlier = False
 
@@ -61,7 +62,7 @@ class ChatView(VerticalScroll, can_focus=False):
         self._loading_earlier = True
         try:
             batch, self.earlier = self.earlier[-count:], self.earlier[:-count]
-            marker = self.query_children(".earlier").first()
+            marker = self.query_children(".earlier").first(Static)
             anchor = self.messages()[0] if self.messages() else None
             await self.mount_all(batch, after=marker)
             if self.earlier:

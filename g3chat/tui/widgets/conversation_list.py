@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -20,8 +21,8 @@ class ConversationList(OptionList):
     ConversationList.-hidden { display: none; }
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.conversation_ids: list[int] = []
 
     def set_conversations(self, conversations: Sequence[Conversation], current: int | None) -> None:

@@ -4,6 +4,8 @@ types) becomes an attachment instead of text."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
@@ -32,11 +34,11 @@ class PromptInput(TextArea):
 
     allow_empty = False  # Enter sends an empty message (set while attachments are waiting to go)
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             soft_wrap=True,
             placeholder="Message · Enter sends · Ctrl+J new line",
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     async def _on_key(self, event: events.Key) -> None:
@@ -45,7 +47,8 @@ class PromptInput(TextArea):
             event.prevent_default()
             self.action_submit()
 
-    def _on_paste(self, event: events.Paste) -> None:
+    # Textual awaits a handler's result only when it is awaitable: a plain method may replace the async one.
+    def _on_paste(self, event: events.Paste) -> None:  # type: ignore[override]
         # Runs before TextArea's own handler (Textual calls each class's in turn, unless prevented).
         request = pasted_path(event.text) if not self.read_only else None
         if request is None:

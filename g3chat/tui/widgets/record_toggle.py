@@ -63,7 +63,8 @@ class RecordToggle(Widget, can_focus=True):
     def watch_recording(self, recording: bool) -> None:
         self.set_class(recording, "-recording")
 
-    def action_toggle(self) -> None:
+    # The widget's own toggle action (its key binding), not DOMNode's action_toggle(attribute_name).
+    def action_toggle(self) -> None:  # type: ignore[override]
         if self.recording:
             self._stop.set()
         else:

@@ -61,7 +61,7 @@ class ToolCallBlock(Collapsible):
             Static(pretty, classes="arguments", markup=False),
             Static("result", classes="label", markup=False),
             self._result_view,
-            title=self._title_text(),  # type: ignore[arg-type]  # Content is accepted (no markup)
+            title=self._title_text(),  # type: ignore[arg-type]  # typed str; a Content is shown as is (no markup)
             collapsed=True,
         )
         self._set_status_class()
@@ -90,6 +90,6 @@ class ToolCallBlock(Collapsible):
         self.status = status
         if result is not None:
             self.result = result
-        self.title = self._title_text()  # type: ignore[assignment]
+        self.title = self._title_text()  # type: ignore[assignment]  # as in __init__: typed str, takes Content
         self._set_status_class()
         self._result_view.update(self._result_text())
