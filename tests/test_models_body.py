@@ -32,12 +32,12 @@ def read(
         assert response.status_code == 200
         through_httpx = response.iter_raw
 
-        def counted() -> Iterator[bytes]:
-            for piece in through_httpx():
+        def counted(chunk_size: int | None = None) -> Iterator[bytes]:
+            for piece in through_httpx(chunk_size):
                 (events if events is not None else []).append(len(piece))
                 yield piece
 
-        response.iter_raw = counted  # type: ignore[method-assign]
+        response.iter_raw = counted  # type: ignore[method-assign]  # count what httpx2 hands over
         return [bytes(b) for b in body_blocks(response, limit, BLOCK, 5.0)]
 
 

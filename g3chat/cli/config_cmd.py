@@ -14,8 +14,8 @@ def show_path(all_paths: bool, *, json_output: bool = False) -> None:
 
     paths = Paths.from_env()
     if json_output:  # keys: the labels of --all in snake case ("config file" -> config_file)
-        where = {name.lower().replace(" ", "_"): str(path) for name, path in paths.describe().items()}
-        sys.stdout.write(json.dumps(where, indent=2) + "\n")
+        places = {name.lower().replace(" ", "_"): str(path) for name, path in paths.describe().items()}
+        sys.stdout.write(json.dumps(places, indent=2) + "\n")
         return
     if not all_paths:
         sys.stdout.write(f"{paths.config_file}\n")
