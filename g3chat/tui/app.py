@@ -304,26 +304,26 @@ class G3ChatApp(ToolEvents, App[None]):
         machine or long the conversation.
         """
         job = event.job
-        wait = job.shown_at + job.frame_s - time.perf_counter()
+        wait = job.ui.shown_at + job.ui.frame_s - time.perf_counter()
         if wait > 0:
-            if not job.drain_scheduled:
-                job.drain_scheduled = True
+            if not job.ui.drain_scheduled:
+                job.ui.drain_scheduled = True
                 self.set_timer(wait, partial(self._show_new_text, job))
             return
         await self._show_new_text(job)
 
     async def _show_new_text(self, job: GenerationJob) -> None:
-        job.drain_scheduled = False
-        job.shown_at = time.perf_counter()
+        job.ui.drain_scheduled = False
+        job.ui.shown_at = time.perf_counter()
         cpu = time.thread_time()
-        if job.cpu_mark:
-            job.frame_s = max(1 / FRAME_RATE, (cpu - job.cpu_mark) * UI_CPU_FACTOR)
-        job.cpu_mark = cpu
+        if job.ui.cpu_mark:
+            job.ui.frame_s = max(1 / FRAME_RATE, (cpu - job.ui.cpu_mark) * UI_CPU_FACTOR)
+        job.ui.cpu_mark = cpu
         text = job.buffer.drain()
         if job is not self.job or not self.ui_alive():
             return
         if text:
-            job.text += text
+            job.ui.text += text
             await self.chat_screen.answer_grew(job, text)
         self.chat_screen.header.set_speed(job.buffer.rate())
 
@@ -346,7 +346,7 @@ class G3ChatApp(ToolEvents, App[None]):
             if not self.ui_alive():
                 return
             if rest:
-                job.text += rest
+                job.ui.text += rest
                 await self.chat_screen.answer_grew(job, rest)
             if event.error:
                 self.notify(event.error, title="Generation failed", severity="error", markup=False)

@@ -23,6 +23,8 @@ from g3chat.tui import messages as msg
 
 if TYPE_CHECKING:
     from g3chat.tui.chat_tools import ChatTools
+    from g3chat.tui.screens.approval_screen import ApprovalScreen
+    from g3chat.tui.widgets.message_view import MessageView
 
 Post = Callable[[Any], object]  # App.post_message: takes the Textual messages of g3chat.tui.messages
 
@@ -78,11 +80,18 @@ class GenerationJob:
     cancel: threading.Event = field(default_factory=threading.Event)
     buffer: DeltaBuffer = field(default_factory=DeltaBuffer)
     tools: ChatTools | None = None  # set when this answer may call tools
-    # Used by the UI thread only: the text shown so far and the widget showing it.
+    ui: AnswerOnScreen = field(default_factory=lambda: AnswerOnScreen())  # the UI thread's, see below
+
+
+@dataclass
+class AnswerOnScreen:
+    """What the UI thread keeps about a job's answer: the text shown so far, the widgets showing it, and the
+    pacing of its frames. The engine thread never reads or writes it."""
+
     text: str = ""
-    view: Any = None
-    tool_view: Any = None  # the message holding this step's tool calls
-    approval: Any = None  # the approval dialog on screen, if any
+    view: MessageView | None = None
+    tool_view: MessageView | None = None  # the message holding this step's tool calls
+    approval: ApprovalScreen | None = None  # the approval dialog on screen, if any
     done: bool = False
     shown_at: float = 0.0
     drain_scheduled: bool = False

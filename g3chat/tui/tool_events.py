@@ -41,12 +41,12 @@ class ToolEvents(_Base):
         elsewhere = job.conversation_id != self.chat_screen.conversation_id  # say which chat asks
         title = self.store.get_conversation(job.conversation_id).title if elsewhere else None
         screen = ApprovalScreen(event.request, chat=title or ("another chat" if elsewhere else None))
-        job.approval = screen
+        job.ui.approval = screen
         self.chat_screen.tool_waiting(job)
         self.chat_screen.header.set_status(f"{event.request.tool} waits for your approval", "busy")
 
         def answered(answer: str | None) -> None:
-            job.approval = None
+            job.ui.approval = None
             if answer == "stop":
                 job.cancel.set()  # before the reply: the loop sees the answer stopped
             reply.answer(answer if answer in ("once", "always") else DENY)

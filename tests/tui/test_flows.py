@@ -142,7 +142,7 @@ async def test_escape_stops_and_keeps_the_partial_answer(make_app, store: Store)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_state == "ready")
         await send(pilot, app, "talk")
-        await wait_until(pilot, lambda: app.job is not None and len(app.job.text) > 20)
+        await wait_until(pilot, lambda: app.job is not None and len(app.job.ui.text) > 20)
         await pilot.press("escape")
         await wait_until(pilot, lambda: idle(app))
         conversation = store.latest_conversation()
@@ -292,7 +292,7 @@ async def test_switching_chats_while_answering(make_app, store: Store) -> None:
         await wait_until(pilot, lambda: app.model_state == "ready")
         await send(pilot, app, "long one")
         first = store.latest_conversation().id
-        await wait_until(pilot, lambda: app.job is not None and len(app.job.text) > 10)
+        await wait_until(pilot, lambda: app.job is not None and len(app.job.ui.text) > 10)
         await app.chat_screen.open_conversation(other.id)  # away while it streams
         await send(pilot, app, "meanwhile")  # queued behind the running answer
         await pilot.pause()
@@ -312,7 +312,7 @@ async def test_quitting_mid_answer_saves_it_as_partial(make_app, store: Store) -
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_state == "ready")
         await send(pilot, app, "go on forever")
-        await wait_until(pilot, lambda: app.job is not None and len(app.job.text) > 5)
+        await wait_until(pilot, lambda: app.job is not None and len(app.job.ui.text) > 5)
         await pilot.press("ctrl+q")
     app.shutdown(timeout=10)  # what the CLI does after the app returns
     answer = store.messages(store.latest_conversation().id)[-1]

@@ -49,7 +49,7 @@ async def test_chat_with_the_real_model(runtime: Runtime, store: Store, tui_engi
 
         runtime.settings.generation.max_tokens = 300
         await send(pilot, app, "Tell me a long story about the sea.")
-        await wait_until(pilot, lambda: app.job is not None and app.job.text.strip() != "", timeout=120)
+        await wait_until(pilot, lambda: app.job is not None and app.job.ui.text.strip() != "", timeout=120)
         await pilot.press("escape")
         await wait_until(pilot, lambda: idle(app), timeout=60)
         stopped = store.messages(1)[-1]

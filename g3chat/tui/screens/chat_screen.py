@@ -120,12 +120,12 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
                     self.used_tokens = m.prompt_tokens + (m.completion_tokens or 0)
                     break
         job = self.g3.job
-        if job is not None and job.view is not None:
-            await job.view.stop_stream()  # the chat is about to be replaced
-            job.view = None
-        if job is not None and job.conversation_id == conversation_id and not job.done:
-            job.view = self._streaming_view(job)
-            views.append(job.view)
+        if job is not None and job.ui.view is not None:
+            await job.ui.view.stop_stream()  # the chat is about to be replaced
+            job.ui.view = None
+        if job is not None and job.conversation_id == conversation_id and not job.ui.done:
+            job.ui.view = self._streaming_view(job)
+            views.append(job.ui.view)
         elif conversation_id is not None and conversation_id in self.g3.queue:
             views.append(self._waiting_view())
         await self.chat.show(views)
@@ -195,7 +195,7 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
 
     def _streaming_view(self, job: GenerationJob) -> MessageView:
         return MessageView(
-            "assistant", job.text, label=job.model_name, pending=None if job.text else "thinking…"
+            "assistant", job.ui.text, label=job.model_name, pending=None if job.ui.text else "thinking…"
         )
 
     # ----------------------------------------------------------------------------- engine results
@@ -207,16 +207,16 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
         await self.chat.remove_children(".-waiting")
         for note in notes:
             await self.chat.notice(note)
-        job.view = self._streaming_view(job)
-        await self.chat.add(job.view)
+        job.ui.view = self._streaming_view(job)
+        await self.chat.add(job.ui.view)
 
     async def answer_grew(self, job: GenerationJob, text: str) -> None:
-        view = job.view
+        view = job.ui.view
         if job.conversation_id != self.conversation_id:
             return
         if view is None:  # the text after tool calls: a new message
-            job.view = self._streaming_view(job)
-            await self.chat.add(job.view)
+            job.ui.view = self._streaming_view(job)
+            await self.chat.add(job.ui.view)
         elif view.is_attached:
             await view.write(text)
 
@@ -228,9 +228,9 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
         self.refresh_sidebar()
         if job.conversation_id != self.conversation_id:
             return
-        view = job.view
+        view = job.ui.view
         if view is not None and view.is_attached:
-            await view.end_stream(saved.text if saved is not None else job.text)
+            await view.end_stream(saved.text if saved is not None else job.ui.text)
             if saved is not None:
                 view.message_id = saved.id
             view.set_status(saved.status if saved is not None else "error", event.error)
@@ -251,7 +251,7 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
     async def context_trimmed(self, job: GenerationJob, dropped: int) -> None:
         if job.conversation_id == self.conversation_id:
             await self.chat.notice(
-                before=job.view,
+                before=job.ui.view,
                 text=f"⚠ This conversation no longer fits the context window: the {dropped} oldest "
                 f"message{'s' if dropped != 1 else ''} were left out of this answer "
                 "(they stay in the history).",

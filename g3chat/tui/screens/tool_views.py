@@ -79,16 +79,16 @@ class ToolViews(_Base):
 
     async def tool_call_began(self, job: GenerationJob, call: ToolCallPart) -> None:
         """Close the answer's text so far and show the call under it; later text starts a new message."""
-        streaming = job.view if job.view is not None and job.view.is_attached else None
-        job.view, job.text = None, ""  # the text so far is saved with the call; what follows is a new message
+        streaming = job.ui.view if job.ui.view is not None and job.ui.view.is_attached else None
+        job.ui.view, job.ui.text = None, ""  # the text so far is saved with the call; what follows: a new one
         if job.conversation_id != self.conversation_id:
             return
-        view = streaming or job.tool_view
+        view = streaming or job.ui.tool_view
         if view is None or not view.is_attached:
             return
         if streaming is not None and view is streaming:
             await streaming.end_stream(streaming.text)
-        job.tool_view = view
+        job.ui.tool_view = view
         await view.mount(ToolCallBlock(call.id, call.name, call.arguments))
         self.chat.scroll_end(animate=False)
 
@@ -105,9 +105,9 @@ class ToolViews(_Base):
     async def tools_finished(self, event: AnswerFinished) -> bool:
         """After an answer that called tools, show it as the history has it (each step its own message)."""
         job = event.job
-        job.done = True
-        if job.approval is not None and job.approval.is_current:
-            job.approval.dismiss("deny")  # the answer was stopped while the question was open
+        job.ui.done = True
+        if job.ui.approval is not None and job.ui.approval.is_current:
+            job.ui.approval.dismiss("deny")  # the answer was stopped while the question was open
         if not event.tool_calls:
             return False
         self.refresh_sidebar()
