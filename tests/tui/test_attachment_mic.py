@@ -1,5 +1,5 @@
 """The chat UI's record toggle over a real microphone: PortAudio capturing from an ALSA device backed by a
-file (see tests/test_mic.py), in a subprocess with its own HOME, since ALSA reads ``$HOME/.asoundrc`` when
+file (see tests/core/media/test_mic.py), in a subprocess with its own HOME, since ALSA reads ``$HOME/.asoundrc`` when
 PortAudio starts."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from g3chat.core.media.audio import read_wav
 from g3chat.core.media.mic import NO_DEVICE
 from tests.conftest import REPO
-from tests.test_mic import capture_home, needs_portaudio, speech_like
+from tests.core.media.test_mic import capture_home, needs_portaudio, speech_like
 
 __all__ = ["capture_home"]  # a fixture, used by name
 

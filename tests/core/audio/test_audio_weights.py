@@ -12,9 +12,10 @@ from g3chat.core.audio.config import AudioConfig
 from g3chat.core.audio.weights import gguf_has_audio, hf_name_for_gguf, load_audio_weights
 from g3chat.core.errors import InputError
 from g3chat.core.gguf_file import inspect_gguf
+from tests.conftest import FIXTURES as ALL_FIXTURES
 from tests.fixtures.audio_synth import SMALL, random_weights, safetensors_bytes
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "audio"
+FIXTURES = ALL_FIXTURES / "audio"
 MMPROJ = FIXTURES / "tiny-gemma3n-mmproj.gguf"  # written by llama.cpp's convert_hf_to_gguf.py --mmproj
 MMPROJ_SEED = 20261  # make_tiny_gemma3n.SEED + 1
 F16_IN_CONVERTER = "audio_tower.subsample_conv_projection.input_proj_linear.weight"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from g3chat.core.audio.features import FeatureExtractor, extract_features, mel_filter_bank
+from tests.conftest import FIXTURES
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "audio" / "features.npz"
+FIXTURE = FIXTURES / "audio" / "features.npz"
 CLIPS = ["speech_1s", "speech_3s", "silence_1s", "noise_1s", "odd_12345"]
 TOLERANCE = 1e-4  # max abs difference in log-mel units (the target)
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from g3chat.core.audio import layers as L
 from g3chat.core.audio.encoder import AudioEncoder
 from g3chat.core.audio.features import extract_features
+from tests.conftest import FIXTURES as ALL_FIXTURES
 from tests.fixtures.audio_synth import SMALL, random_weights
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "audio"
+FIXTURES = ALL_FIXTURES / "audio"
 RELATIVE = 1e-4  # max abs difference / max abs output; the target is 1e-3
 
 

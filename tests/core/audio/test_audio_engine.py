@@ -26,12 +26,13 @@ from g3chat.core.engine.llama import LlamaCppEngine
 from g3chat.core.media.audio import audio_part, read_wav
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart, GenerationParams, Message, assistant, collect, user
+from tests.conftest import FIXTURES as ALL_FIXTURES
 from tests.fixtures.audio_synth import SMALL, random_weights, safetensors_bytes, tone_mix
 from tests.fixtures.gguf_edit import with_metadata
 from tests.fixtures.tiny_gemma3n_chat import tiny_chat_model
 from tests.fixtures.tiny_gemma3n_reference import speech_clip
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "audio"
+FIXTURES = ALL_FIXTURES / "audio"
 MMPROJ = FIXTURES / "tiny-gemma3n-mmproj.gguf"
 TINY_TOKENS = AudioTokens(boa=63, eoa=72, soft=73)
 SOFT = 24  # the tiny model's soft tokens per clip (its config's audio_soft_tokens_per_image)

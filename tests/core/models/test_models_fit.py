@@ -15,9 +15,10 @@ from g3chat.core.models.arch import ArchFacts
 from g3chat.core.models.catalog import load_catalog
 from g3chat.core.models.fit import EngineShape, Weights, compute_bytes, estimate, kv_bytes, kv_cells
 from g3chat.core.models.probe import llama_capabilities
+from tests.conftest import FIXTURES
 
 MiB = 1 << 20
-TINY_GEMMA3N = Path(__file__).resolve().parent / "fixtures" / "audio" / "tiny-gemma3n.gguf"
+TINY_GEMMA3N = FIXTURES / "audio" / "tiny-gemma3n.gguf"
 # Peak RSS (VmHWM less the RSS before loading) of Gemma 3n E2B-shaped files (random weights, real shapes:
 # bench/e2b_model.py) after loading, one 512-token batch and 16 tokens; 2 threads, x86 with AVX2, default
 # engine settings (bench/fit_estimate.py --fill batch). quant: (tensor bytes, repacked bytes, peaks by n_ctx).

@@ -10,10 +10,11 @@ import pytest
 
 from g3chat.core.audio.provenance import model_size, size_in, weights_size
 from g3chat.core.gguf_file import inspect_gguf
+from tests.conftest import FIXTURES as ALL_FIXTURES
 from tests.fixtures.audio_synth import SMALL, random_weights, safetensors_bytes
 from tests.fixtures.gguf_edit import with_metadata
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "audio"
+FIXTURES = ALL_FIXTURES / "audio"
 TINY = FIXTURES / "tiny-gemma3n.gguf"
 MMPROJ = FIXTURES / "tiny-gemma3n-mmproj.gguf"
 # what llama.cpp's converter writes for google/gemma-3n-E4B-it (gguf-py's metadata heuristics)

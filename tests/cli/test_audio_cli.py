@@ -16,15 +16,15 @@ from g3chat.core.engine.llama import LlamaCppEngine
 from g3chat.core.media.audio import audio_part, wav_bytes
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import user
-from tests.conftest import run_cli
+from tests.conftest import FIXTURES, run_cli
+from tests.core.media.test_mic import needs_portaudio, speech_like
 from tests.fixtures.audio_synth import SMALL, random_weights, safetensors_bytes, to_bf16_bits
 from tests.fixtures.gguf_edit import with_metadata
 from tests.fixtures.tiny_gemma3n_chat import tiny_chat_model
 from tests.fixtures.tiny_gemma3n_reference import speech_clip
 from tests.hubserver import HubFile, HubServer
-from tests.test_mic import needs_portaudio, speech_like
 
-MMPROJ = Path(__file__).resolve().parent / "fixtures" / "audio" / "tiny-gemma3n-mmproj.gguf"
+MMPROJ = FIXTURES / "audio" / "tiny-gemma3n-mmproj.gguf"
 REPO = "google/gemma-3n-E2B-it"
 PROMPT = "the keeper"
 
@@ -124,7 +124,7 @@ def test_a_missing_configured_weights_file_is_one_line(files: dict[str, Path], e
 
 @needs_portaudio
 def test_ask_mic_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str], tmp_path: Path) -> None:
-    from tests.test_mic import ASOUNDRC
+    from tests.core.media.test_mic import ASOUNDRC
 
     home = tmp_path / "home"
     home.mkdir()

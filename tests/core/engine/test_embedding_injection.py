@@ -21,8 +21,9 @@ from g3chat.core.engine.embeddings import (
     token_embedding_rows,
 )
 from g3chat.core.engine.kv import KVSession
+from tests.conftest import FIXTURES as ALL_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "audio"
+FIXTURES = ALL_FIXTURES / "audio"
 TINY = FIXTURES / "tiny-gemma3n.gguf"
 TINY_TOKENS = AudioTokens(boa=63, eoa=72, soft=73)
 INJECTION_TOLERANCE = 1e-3  # the target for logits from injected embeddings

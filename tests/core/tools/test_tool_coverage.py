@@ -12,7 +12,7 @@ import pytest
 from g3chat.core.tools.coverage import Coverage, coverage
 from g3chat.core.tools.grammar import call_grammar, validate_arguments
 from tests.conftest import run_cli
-from tests.test_tool_grammar import param_regex
+from tests.core.tools.test_tool_grammar import param_regex
 
 # What pydantic (and so FastMCP) writes for: place: Place, days: Annotated[int, Field(ge=1, le=1000)],
 # units: Literal[...] = "metric", hours: list[Annotated[int, Field(ge=0, le=23)]] | None = None.

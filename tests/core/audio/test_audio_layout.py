@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,9 @@ from g3chat.core.audio.encoder import AudioEncoder
 from g3chat.core.audio.layout import AudioTokens, audio_block_text, clip_rows, split_prompt
 from g3chat.core.audio.weights import load_audio_weights
 from g3chat.core.errors import InputError
+from tests.conftest import FIXTURES as ALL_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "audio"
+FIXTURES = ALL_FIXTURES / "audio"
 T = AudioTokens(boa=63, eoa=72, soft=73)  # the tiny Gemma 3n's ids
 
 
