@@ -1,6 +1,6 @@
 """The chat UI's record toggle over a real microphone: PortAudio capturing from an ALSA device backed by a
-file (see tests/core/media/test_mic.py), in a subprocess with its own HOME, since ALSA reads ``$HOME/.asoundrc`` when
-PortAudio starts."""
+file (see tests/core/media/test_mic.py), in a subprocess with its own HOME, since ALSA reads
+``$HOME/.asoundrc`` when PortAudio starts."""
 
 from __future__ import annotations
 
