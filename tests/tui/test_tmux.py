@@ -52,21 +52,32 @@ def tmux() -> Iterator[Tmux]:
     t.run("kill-server")
 
 
-def test_chat_in_a_real_terminal(tmux: Tmux, test_model_path: Path, g3chat_home: Path) -> None:
+def start_g3chat(tmux: Tmux, home: Path, model: Path, settings: dict[str, str], *, then: str = "") -> None:
+    """Start `python -m g3chat` in a 110x32 tmux pane with ``settings`` (G3CHAT_* variables) and wait until
+    the model is loaded. ``then``: shell to run after it, else g3chat replaces the shell (``exec``), so the
+    pane's pid is g3chat's."""
     env = {
-        "G3CHAT_HOME": str(g3chat_home),
-        "G3CHAT_MODEL": str(test_model_path),
-        "G3CHAT_ENGINE__N_CTX": "512",
+        "G3CHAT_HOME": str(home),
+        "G3CHAT_MODEL": str(model),
         "G3CHAT_ENGINE__THREADS": "1",
-        "G3CHAT_GENERATION__MAX_TOKENS": "12",
-        "G3CHAT_GENERATION__TEMPERATURE": "0",
+        **settings,
         "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)),
         "TERM": "xterm-256color",
     }
     exports = " ".join(f"{k}={v!r}" for k, v in env.items())
-    command = f"cd {str(REPO)!r} && env {exports} {sys.executable} -m g3chat; echo G3CHAT-EXITED-$?; sleep 60"
+    run = f"env {exports} {sys.executable} -m g3chat"
+    command = f"cd {str(REPO)!r} && " + (f"{run}; {then}" if then else f"exec {run}")
     tmux.run("new-session", "-d", "-s", "g3", "-x", "110", "-y", "32", command)
     tmux.wait_for(lambda s: "ready" in s, 120, "the model to load")
+
+
+def test_chat_in_a_real_terminal(tmux: Tmux, test_model_path: Path, g3chat_home: Path) -> None:
+    settings = {
+        "G3CHAT_ENGINE__N_CTX": "512",
+        "G3CHAT_GENERATION__MAX_TOKENS": "12",
+        "G3CHAT_GENERATION__TEMPERATURE": "0",
+    }
+    start_g3chat(tmux, g3chat_home, test_model_path, settings, then="echo G3CHAT-EXITED-$?; sleep 60")
     tmux.run("send-keys", "-t", "g3", "-l", "The capital of France is")
     tmux.run("send-keys", "-t", "g3", "Enter")
     db = g3chat_home / "data" / "history.db"
@@ -107,21 +118,12 @@ def test_sigkill_of_the_chat_ui_keeps_the_streamed_answer(
     what was on screen, shown as interrupted."""
     import signal
 
-    env = {
-        "G3CHAT_HOME": str(g3chat_home),
-        "G3CHAT_MODEL": str(test_model_path),
+    settings = {
         "G3CHAT_ENGINE__N_CTX": "1024",
-        "G3CHAT_ENGINE__THREADS": "1",
         "G3CHAT_GENERATION__MAX_TOKENS": "600",
         "G3CHAT_GENERATION__SEED": "5",
-        "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)),
-        "TERM": "xterm-256color",
     }
-    exports = " ".join(f"{k}={v!r}" for k, v in env.items())
-    # exec: the pane's process is g3chat itself, so its pid is the pane's.
-    command = f"cd {str(REPO)!r} && exec env {exports} {sys.executable} -m g3chat"
-    tmux.run("new-session", "-d", "-s", "g3", "-x", "110", "-y", "32", command)
-    tmux.wait_for(lambda s: "ready" in s, 120, "the model to load")
+    start_g3chat(tmux, g3chat_home, test_model_path, settings)  # exec: the pane's pid is g3chat's
     pid = int(tmux.run("display-message", "-p", "-t", "g3", "#{pane_pid}").strip())
     tmux.run("send-keys", "-t", "g3", "-l", "Write a long story about the sea")
     tmux.run("send-keys", "-t", "g3", "Enter")
