@@ -16,13 +16,13 @@ from typing import Any
 from g3chat.cli.ask_options import AskOptions
 from g3chat.cli.output import AnswerWriter, choose_writer
 from g3chat.core.answer import Answer, HistoryTrimmed
+from g3chat.core.chat import post_question
 from g3chat.core.errors import G3ChatError, InputError, ModelFileError
 from g3chat.core.models.resolve import PullOffer, ResolvedModel
 from g3chat.core.store import Conversation, Store
 from g3chat.core.types import AttachmentPart, GenerationParams, Message, PromptProgress, TextDelta, user
 from g3chat.runtime import Runtime
 
-TITLE_LENGTH = 60
 LONG_CLIP_S = 30.0  # Gemma 3n's audio window: longer clips are heard in several windows
 
 
@@ -140,13 +140,6 @@ def _attachments(runtime: Runtime, opts: AskOptions) -> list[AttachmentPart]:
     return parts
 
 
-def _title(prompt: str, attachments: list[AttachmentPart]) -> str:
-    text = " ".join(prompt.split())
-    if not text:
-        text = ", ".join(dict.fromkeys(p.source or p.name for p in attachments))
-    return text[:TITLE_LENGTH]
-
-
 def _run(
     runtime: Runtime,
     store: Store | None,
@@ -215,11 +208,14 @@ def _answer(
 
     question = user(prompt, attachments)
     if opts.save and store is not None:
-        if conversation is None:
-            title = _title(prompt, attachments)
-            conversation = store.create_conversation(title, model=info.name, system_prompt=system_prompt)
-        conversation_id = conversation.id
-        store.add_message(conversation_id, "user", question.parts)  # committed before generation starts
+        saved = post_question(  # committed before generation starts
+            store,
+            conversation.id if conversation is not None else None,
+            question,
+            model=info.name,
+            system_prompt=system_prompt,
+        )
+        conversation_id = saved.conversation_id
     elif conversation is not None:
         conversation_id = conversation.id  # read, not written (--no-save)
     messages = [*history, question]

@@ -17,15 +17,46 @@ from g3chat.core.checkpoint import EVERY_SECONDS, EVERY_TOKENS, Checkpointer
 from g3chat.core.engine.base import Engine
 from g3chat.core.errors import G3ChatError
 from g3chat.core.store import Store, StoredMessage
-from g3chat.core.types import EngineEvent, GenerationParams, Message, Part, TextDelta, TurnResult
+from g3chat.core.types import (
+    AttachmentPart,
+    EngineEvent,
+    GenerationParams,
+    Message,
+    Part,
+    TextDelta,
+    TurnResult,
+)
 
 TITLE_LENGTH = 60
 PARAM_NAMES = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "max_tokens")
 
 
-def title_for(text: str) -> str:
-    """A conversation title from its first message: the first words on one line."""
-    return " ".join(text.split())[:TITLE_LENGTH]
+def title_for(text: str, attachments: Sequence[AttachmentPart] = ()) -> str:
+    """A conversation title from its first message: the first words on one line, or the names of its
+    attachments when it has no words."""
+    words = " ".join(text.split())
+    if not words:
+        words = ", ".join(dict.fromkeys(p.source or p.name for p in attachments))
+    return words[:TITLE_LENGTH]
+
+
+def post_question(
+    store: Store,
+    conversation_id: int | None,
+    question: Message,
+    *,
+    model: str | None = None,
+    system_prompt: str = "",
+) -> StoredMessage:
+    """Commit the user's message before anything else happens: into a new conversation (titled from the
+    message) when ``conversation_id`` is None, else under its current leaf (an untitled conversation, e.g.
+    one made by changing its settings first, takes its title from this message)."""
+    title = title_for(question.text, question.attachments)
+    if conversation_id is None:
+        conversation_id = store.create_conversation(title, model=model, system_prompt=system_prompt).id
+    elif not store.get_conversation(conversation_id).title:
+        store.rename_conversation(conversation_id, title)
+    return store.add_message(conversation_id, "user", question.parts)
 
 
 def with_overrides(params: GenerationParams, overrides: Mapping[str, Any]) -> GenerationParams:

@@ -32,11 +32,12 @@ from g3chat.paths import Paths
 from g3chat.resources import themes_dir
 from g3chat.tui import keys
 from g3chat.tui import messages as msg
-from g3chat.tui.chat_tools import ChatTools, ToolsFactory
+from g3chat.tui.approvals import ask_approval
+from g3chat.tui.chat_tools import DENY, ChatTools, ToolsFactory
 from g3chat.tui.generation import GenerationJob, load_engine, run_generation
+from g3chat.tui.media_advisor import MediaAdvisor
 from g3chat.tui.screens.chat_screen import ChatScreen
 from g3chat.tui.themes import DEFAULT_THEME, load_themes
-from g3chat.tui.tool_events import ToolEvents
 
 FRAME_RATE = 15  # most chat updates per second while an answer streams
 UI_CPU_FACTOR = 30  # the next frame waits at least this many times the UI's CPU time since the last
@@ -48,7 +49,7 @@ TEST_MODEL_NOTICE = (
 )
 
 
-class G3ChatApp(ToolEvents, App[None]):
+class G3ChatApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere find it too
     TITLE = "g3chat"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -88,6 +89,7 @@ class G3ChatApp(ToolEvents, App[None]):
         self._chat_screen: ChatScreen | None = None
         self._switch_interval: float | None = None
         self.tools = ChatTools.from_settings(settings, tools_factory)  # loaded when an answer needs them
+        self.media = MediaAdvisor(store, self._ready_engine, self._engine_free)
 
     # ------------------------------------------------------------------------------------- set-up
 
@@ -179,6 +181,13 @@ class G3ChatApp(ToolEvents, App[None]):
         info = self.model_info
         if info is not None:
             header.set_model(f"{info.name} · {info.engine_label}" if info.base_url else info.name)
+
+    def _ready_engine(self) -> Engine | None:
+        return self.engine if self.model_state == "ready" else None
+
+    def _engine_free(self) -> bool:
+        """No worker is using the engine (and none can start: they are started from this thread)."""
+        return self.job is None and self.engine_idle.is_set()
 
     @work(thread=True, group="engine", exit_on_error=False, name="load model")
     def _load_worker(self) -> None:
@@ -358,6 +367,38 @@ class G3ChatApp(ToolEvents, App[None]):
             self._fast_gil_handoff(False)
         self.show_model_state()
         await self._pump()
+
+    # --------------------------------------------------------------------------------- tool calls
+
+    async def on_tool_call_began(self, event: msg.ToolCallBegan) -> None:
+        job = event.job
+        if job is not self.job or not self.ui_alive():
+            return
+        await self._show_new_text(job)  # the words before the call come first
+        await self.chat_screen.tool_call_began(job, event.call)
+        self.chat_screen.header.set_status(f"running {event.call.name or 'a tool'}… (Esc stops)", "busy")
+
+    def on_tool_call_ended(self, event: msg.ToolCallEnded) -> None:
+        if event.job is not self.job or not self.ui_alive():
+            return
+        self.chat_screen.tool_call_ended(event.call, event.result)
+        self.show_model_state()
+
+    def on_approval_needed(self, event: msg.ApprovalNeeded) -> None:
+        job = event.job
+        if job is not self.job or job.cancel.is_set() or not self.ui_alive():
+            event.reply.answer(DENY)
+            return
+        elsewhere = job.conversation_id != self.chat_screen.conversation_id  # say which chat asks
+        title = self.store.get_conversation(job.conversation_id).title if elsewhere else None
+        chat = title or ("another chat" if elsewhere else None)
+        ask_approval(self, job, event.request, event.reply, chat=chat, answered=self.show_model_state)
+        self.chat_screen.tool_waiting(job)
+        self.chat_screen.header.set_status(f"{event.request.tool} waits for your approval", "busy")
+
+    def on_tools_notice(self, event: msg.ToolsNotice) -> None:
+        if self.ui_alive():
+            self.notify(event.text, title="Tools", severity=event.severity, timeout=12, markup=False)
 
     # ----------------------------------------------------------------------------------- shutdown
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual.message import Message
+from textual.notifications import SeverityLevel
 
 from g3chat.core.engine.base import Engine, ModelInfo
 from g3chat.core.store import StoredMessage
@@ -108,4 +109,4 @@ class ToolsNotice(Message):
     """Something to tell the person about the tools (a user tool or MCP server skipped, tools left out)."""
 
     text: str
-    severity: str = "warning"
+    severity: SeverityLevel = "warning"

@@ -1,12 +1,16 @@
-"""The main screen: the conversation list, the chat, the message box, and every chat action.
+"""The main screen: the conversation list, the chat, the attachment tray, the message box, and every chat
+action (bound to keys by :mod:`g3chat.tui.keys`).
 
 The screen shows; the app owns the engine and the queue of answers to produce (see :mod:`g3chat.tui.app`).
-Everything the user writes is committed to the store before anything else happens.
+Its parts do their own work and post messages up: the tray attaches files (commands, picker, microphone),
+the chat view shows and selects messages and tool calls, :class:`ChatCommands` runs the dialogs on the open
+conversation. Everything the user writes is committed to the store before anything else happens.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -14,28 +18,31 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList
 
-from g3chat.core.chat import title_for
+from g3chat.core.chat import post_question
+from g3chat.core.media.store import MediaStore
 from g3chat.core.store import StoredMessage
-from g3chat.core.types import AttachmentPart, user
+from g3chat.core.types import AttachmentPart, ToolCallPart, ToolResultPart, user
 from g3chat.tui import keys
-from g3chat.tui.screens.attach_actions import AttachActions, attachments_title
-from g3chat.tui.screens.chat_actions import ChatActions
-from g3chat.tui.screens.tool_views import ToolViews
-from g3chat.tui.widgets.attachment_tray import AttachmentTray
+from g3chat.tui.approvals import close_approval
+from g3chat.tui.history_views import history_views
+from g3chat.tui.screens.chat_commands import ChatCommands
+from g3chat.tui.widgets.attachment_tray import MIC_MAX_S, MIC_SILENCE_S, AttachmentTray
 from g3chat.tui.widgets.chat_header import ChatHeader
 from g3chat.tui.widgets.chat_view import ChatView
 from g3chat.tui.widgets.conversation_list import ConversationList
 from g3chat.tui.widgets.message_view import MessageView
 from g3chat.tui.widgets.prompt_input import PromptInput
+from g3chat.tui.widgets.tool_call_block import ToolCallBlock
 
 if TYPE_CHECKING:
-    # mypy loses G3ChatApp in the mixin cycle (ToolEvents' base is G3ChatApp); issue 15 item 2 ends it
-    from g3chat.tui.app import G3ChatApp  # type: ignore[attr-defined]
+    from textual.notifications import SeverityLevel
+
+    from g3chat.tui.app import G3ChatApp
     from g3chat.tui.generation import GenerationJob
     from g3chat.tui.messages import AnswerFinished
 
 
-class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
+class ChatScreen(Screen[None]):
     BINDINGS = keys.bindings()
     AUTO_FOCUS = "PromptInput"
 
@@ -43,10 +50,11 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
         super().__init__()
         self.conversation_id: int | None = None
         self.used_tokens: int | None = None
+        self.commands = ChatCommands(self)
 
     @property
     def g3(self) -> G3ChatApp:
-        return self.app
+        return cast("G3ChatApp", self.app)  # the screen of G3ChatApp only
 
     def compose(self) -> ComposeResult:
         yield ChatHeader()
@@ -54,7 +62,7 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
             yield ConversationList(id="sidebar")
             with Vertical(id="main"):
                 yield ChatView(id="chat")
-                yield AttachmentTray(id="tray")
+                yield AttachmentTray(MediaStore(self.g3.paths.media_dir()), self._advise, id="tray")
                 yield PromptInput(id="prompt")
         yield Footer()
 
@@ -69,6 +77,10 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
     @property
     def prompt(self) -> PromptInput:
         return self.query_one(PromptInput)
+
+    @property
+    def tray(self) -> AttachmentTray:
+        return self.query_one(AttachmentTray)
 
     async def on_mount(self) -> None:
         self.refresh_sidebar()
@@ -114,7 +126,8 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
         if conversation_id is not None:
             path = self.g3.store.messages(conversation_id)
             positions = self.g3.store.branch_positions(conversation_id)
-            views = self.history_views(path, positions)
+            running = self.g3.is_generating(conversation_id)
+            views = history_views(path, positions, self.view_for, running=running)
             for m in reversed(path):
                 if m.role == "assistant" and m.prompt_tokens is not None:
                     self.used_tokens = m.prompt_tokens + (m.completion_tokens or 0)
@@ -150,29 +163,28 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
 
     @on(PromptInput.Submitted)
     async def send(self, event: PromptInput.Submitted) -> None:
-        text = await self.take_attach_commands(event.text)  # /image PATH and the like
-        if text is None:
+        taken = await self.tray.take_commands(event.text)  # /image PATH and the like
+        if taken.failed and not self.prompt.text:
+            self.prompt.text = event.text  # keep what was typed, to fix the path
+        if taken.text is None:
             return
+        text = taken.text
         if self.g3.is_generating(self.conversation_id):
             self.notify("Wait for the answer to finish, or press Esc to stop it.", severity="warning")
             return
         attachments = self.tray.take()
         if not text.strip() and not attachments:
             return
-        title = title_for(text) if text.strip() else attachments_title(attachments)
-        store = self.g3.store
-        if self.conversation_id is None:
-            conversation = store.create_conversation(
-                title,
-                model=self.g3.model_info.name if self.g3.model_info else None,
-                system_prompt=self.g3.settings.generation.system_prompt,
-            )
-            self.conversation_id = conversation.id
-        elif not store.get_conversation(self.conversation_id).title:
-            store.rename_conversation(self.conversation_id, title)
-        message = store.add_message(self.conversation_id, "user", user(text, attachments).parts)  # first
+        message = post_question(  # first
+            self.g3.store,
+            self.conversation_id,
+            user(text, attachments),
+            model=self.g3.model_info.name if self.g3.model_info else None,
+            system_prompt=self.g3.settings.generation.system_prompt,
+        )
+        self.conversation_id = message.conversation_id
         if attachments:
-            self.sent_with_attachments(message.id)
+            self.g3.media.sent(message.id)
         self.prompt.clear()
         await self.chat.add(self.view_for(message, None))
         self.refresh_sidebar()
@@ -201,7 +213,7 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
     # ----------------------------------------------------------------------------- engine results
 
     async def answer_started(self, job: GenerationJob) -> None:
-        notes = self.media_notes(job.conversation_id)  # what the model cannot take, what frames cost
+        notes = self.g3.media.notes(job.conversation_id)  # what the model cannot take, what frames cost
         if job.conversation_id != self.conversation_id:
             return
         await self.chat.remove_children(".-waiting")
@@ -221,11 +233,15 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
             await view.write(text)
 
     async def answer_finished(self, event: AnswerFinished) -> None:
-        if await self.tools_finished(event):
-            return
         job = event.job
-        saved = event.saved
+        job.ui.done = True
+        close_approval(job)
         self.refresh_sidebar()
+        if event.tool_calls:  # show it as the history has it: each step its own message
+            if job.conversation_id == self.conversation_id:
+                await self.reload()
+            return
+        saved = event.saved
         if job.conversation_id != self.conversation_id:
             return
         view = job.ui.view
@@ -256,3 +272,130 @@ class ChatScreen(ChatActions, AttachActions, ToolViews, Screen[None]):
                 f"message{'s' if dropped != 1 else ''} were left out of this answer "
                 "(they stay in the history).",
             )
+
+    # ------------------------------------------------------------------------------ tool calls
+
+    async def tool_call_began(self, job: GenerationJob, call: ToolCallPart) -> None:
+        """Close the answer's text so far and show the call under it; later text starts a new message."""
+        streaming = job.ui.view if job.ui.view is not None and job.ui.view.is_attached else None
+        job.ui.view, job.ui.text = None, ""  # the text so far is saved with the call; what follows: a new one
+        if job.conversation_id != self.conversation_id:
+            return
+        view = streaming or job.ui.tool_view
+        if view is None or not view.is_attached:
+            return
+        if streaming is not None and view is streaming:
+            await streaming.end_stream(streaming.text)
+        job.ui.tool_view = view
+        await view.mount(ToolCallBlock(call.id, call.name, call.arguments))
+        self.chat.scroll_end(animate=False)
+
+    def tool_waiting(self, job: GenerationJob) -> None:
+        if job.conversation_id == self.conversation_id:
+            self.chat.show_call_waiting()
+
+    def tool_call_ended(self, call: ToolCallPart, result: ToolResultPart) -> None:
+        self.chat.show_call_result(call.id, result.status, result.content)
+
+    # ---------------------------------------------------------------------------------- attaching
+
+    def _advise(self, parts: Sequence[AttachmentPart]) -> tuple[str, SeverityLevel] | None:
+        """What the loaded model can do with files just attached (see MediaAdvisor.on_attach)."""
+        return self.g3.media.on_attach(parts, self.conversation_id)
+
+    def on_attachment_tray_picker_closed(self) -> None:
+        self.prompt.focus()
+
+    async def on_prompt_input_file_pasted(self, event: PromptInput.FilePasted) -> None:
+        await self.tray.attach(event.request)
+
+    def on_attachment_tray_changed(self, event: AttachmentTray.Changed) -> None:
+        self.prompt.allow_empty = bool(event.tray.attachments)
+
+    # ------------------------------------------------------------------------------------ actions
+
+    def busy_here(self) -> bool:
+        """True (and a notification) while the open conversation is answering."""
+        if self.g3.is_generating(self.conversation_id):
+            self.notify(
+                "An answer is being generated here: wait, or press Esc to stop it.", severity="warning"
+            )
+            return True
+        return False
+
+    async def action_new_chat(self) -> None:
+        await self.open_conversation(None)
+        self.prompt.focus()
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(ConversationList)
+        sidebar.toggle_class("-hidden")
+        if sidebar.has_class("-hidden") and sidebar.has_focus:
+            self.prompt.focus()
+
+    def action_rename_chat(self) -> None:
+        self.commands.rename()
+
+    def action_delete_chat(self) -> None:
+        self.commands.delete()
+
+    def action_chat_settings(self) -> None:
+        self.commands.settings()
+
+    def action_toggle_tools(self) -> None:
+        self.commands.toggle_tools()
+
+    def action_search(self) -> None:
+        self.commands.search()
+
+    def action_change_theme(self) -> None:
+        self.app.action_change_theme()
+
+    def action_attach_file(self) -> None:
+        self.tray.open_picker()
+
+    def action_record(self) -> None:
+        key = next(
+            (
+                self.app.get_key_display(b.binding)
+                for b in self.active_bindings.values()
+                if b.binding.action == "record"
+            ),
+            "record",
+        )
+        stops = f"{MIC_SILENCE_S:.0f} s of silence after you speak, or {MIC_MAX_S:.0f} s"
+        self.tray.toggle_recording(f"recording · {key} stops (or {stops})")
+
+    async def action_cancel(self) -> None:
+        if self.g3.job is not None:
+            self.g3.cancel_generation()
+        elif self.conversation_id is not None and self.g3.unqueue(self.conversation_id):
+            await self.chat.remove_children(".-waiting")
+            self.notify("Not sent to the model; your message is saved.")
+        elif not self.prompt.has_focus:
+            self.prompt.focus()
+
+    async def action_regenerate(self) -> None:
+        await self.commands.regenerate()
+
+    def action_edit_message(self) -> None:
+        self.commands.edit_message()
+
+    async def action_branch_prev(self) -> None:
+        await self.commands.flip(-1)
+
+    async def action_branch_next(self) -> None:
+        await self.commands.flip(1)
+
+    def action_copy_message(self) -> None:
+        self.chat.copy_message()
+
+    def action_copy_code(self) -> None:
+        self.chat.copy_code()
+
+    def action_focus_messages(self) -> None:
+        self.chat.focus_last()
+
+    async def action_select_message(self, step: int) -> None:
+        if not await self.chat.step(step):
+            self.prompt.focus()

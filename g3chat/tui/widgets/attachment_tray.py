@@ -1,15 +1,31 @@
 """What goes with the next message, above the message box: chips (removable), image previews, and the
-microphone's record toggle with its live level meter while recording. Hidden while empty."""
+microphone's record toggle with its live level meter while recording. Hidden while empty.
+
+The tray owns attaching: ``/image PATH``-style commands and typed or pasted paths (:meth:`take_commands`),
+the file picker, and the microphone. Files are prepared and stored (``g3chat.core.media``) in a thread, so a
+video being sampled never freezes the window; a file that cannot be attached is one notification and nothing
+is stored. What the loaded model can do with a file (why it cannot take it, what a video's frames cost) is
+asked of ``advise`` as the file is attached, before anything else can use the engine.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.widgets import Static
 
+from g3chat.core.errors import G3ChatError
+from g3chat.core.media.attach import AttachRequest, attach, parse_command, pasted_path
 from g3chat.core.media.mic import Level, Recorder
+from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart
 from g3chat.tui.widgets.attachment_chips import AttachmentChips
 from g3chat.tui.widgets.attachment_previews import AttachmentPreviews
@@ -19,8 +35,21 @@ MIC_MAX_S = 60.0  # a recording stops by itself after this long ...
 MIC_SILENCE_S = 2.0  # ... or after this much silence once speech was heard
 
 
+# What to tell the person about files just attached: (text, severity), or None.
+Advise = Callable[[Sequence[AttachmentPart]], "tuple[str, SeverityLevel] | None"]
+
+
 def chat_recorder(on_level: Callable[[Level], None]) -> Recorder:
     return Recorder(max_seconds=MIC_MAX_S, silence_s=MIC_SILENCE_S, on_level=on_level)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What :meth:`AttachmentTray.take_commands` left of a message: the text still to send (None: nothing
+    to send), and whether attaching failed (the message box should get the typed text back to fix it)."""
+
+    text: str | None
+    failed: bool = False
 
 
 class AttachmentTray(Vertical):
@@ -32,9 +61,26 @@ class AttachmentTray(Vertical):
     AttachmentTray #record-hint { width: 1fr; color: $text-muted; padding: 0 1; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    @dataclass(eq=False)
+    class Changed(Message):
+        """What goes with the next message changed (added, removed, sent)."""
+
+        tray: AttachmentTray
+
+        @property
+        def control(self) -> AttachmentTray:
+            return self.tray
+
+    @dataclass(eq=False)
+    class PickerClosed(Message):
+        """The file picker was closed (with a file or not): the message box may take the focus back."""
+
+    def __init__(self, media: MediaStore, advise: Advise | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="-empty")
+        self.media = media
+        self.advise = advise
         self.record_hint = ""
+        self.picker_folder: Path | None = None  # where the picker opens next: the last file's folder
 
     def compose(self) -> ComposeResult:
         yield AttachmentChips(id="chips")
@@ -76,15 +122,98 @@ class AttachmentTray(Vertical):
         self.toggle.action_toggle()
         self._update()
 
+    # -------------------------------------------------------------------------------------- attaching
+
+    async def take_commands(self, text: str) -> Taken:
+        """Attach what ``text`` asks for, and say what is left to send.
+
+        ``/image PATH`` (``/audio``, ``/video``, ``/attach``) on the first line attaches that file and
+        sends the lines after it, if any; a message that is just an existing media file's path attaches it.
+        """
+        first, _, rest = text.strip().partition("\n")
+        try:
+            request = parse_command(first)
+        except G3ChatError as exc:
+            self._failed(str(exc))
+            return Taken(None, failed=True)
+        if request is None:
+            request, rest = pasted_path(text), ""
+            if request is None:
+                return Taken(text)
+        if not await self.attach(request):
+            return Taken(None, failed=True)
+        return Taken(rest if rest.strip() else None)
+
+    async def attach(self, request: AttachRequest) -> bool:
+        """Prepare and store the file in a thread, then show it as a chip; False (and a notification)
+        when it cannot be attached."""
+        try:
+            parts = await asyncio.to_thread(attach, self.media, request)
+        except G3ChatError as exc:
+            self._failed(str(exc))
+            return False
+        except OSError as exc:
+            self._failed(f"{request.path}: {exc.strerror or exc}")
+            return False
+        self._add(parts)
+        return True
+
+    def open_picker(self) -> None:
+        """The file picker; the chosen file is attached."""
+        from g3chat.tui.screens.attach_screen import AttachScreen
+
+        async def done(path: Path | None) -> None:
+            if path is not None:
+                self.picker_folder = path.parent
+                await self.attach(AttachRequest(None, path))
+            self.post_message(self.PickerClosed())
+
+        self.app.push_screen(AttachScreen(self.picker_folder or Path.cwd()), done)
+
+    def _add(self, parts: list[AttachmentPart]) -> None:
+        self.chips.add(parts)
+        note = self.advise(parts) if self.advise is not None else None
+        if note is not None:
+            text, severity = note
+            timeout = 12 if severity == "warning" else self.app.NOTIFICATION_TIMEOUT
+            self.notify(text, severity=severity, markup=False, timeout=timeout)
+
+    def _failed(self, error: str) -> None:
+        self.notify(error, title="Not attached", severity="error", markup=False, timeout=8)
+
+    # ------------------------------------------------------------------------------------- display
+
     async def on_attachment_chips_changed(self, event: AttachmentChips.Changed) -> None:
+        # The tray's own message goes up in its place: a message the chips post while the tray is handling
+        # something (a recording) would stop here, Textual ending a bubble at the widget that caused it.
+        event.stop()
         await self.query_one(AttachmentPreviews).show(self.chips.attachments)
-        self._update()  # the event goes on to the screen
-
-    def on_record_toggle_recorded(self) -> None:
-        self._update()  # the event goes on to the screen, which stores the clip
-
-    def on_record_toggle_failed(self) -> None:
         self._update()
+        self.post_message(self.Changed(self))
+
+    def on_record_toggle_recorded(self, event: RecordToggle.Recorded) -> None:
+        from g3chat.core.media.audio import audio_part
+
+        event.stop()
+        self._update()
+        recording = event.recording
+        if len(recording.samples) == 0:
+            self.notify("Nothing was recorded.", severity="warning")
+            return
+        name = f"recording-{datetime.now().strftime('%Y%m%d-%H%M%S')}.wav"
+        try:
+            part = audio_part(self.media, recording.samples, name, recording.rate)
+        except OSError as exc:
+            self.notify(f"The recording could not be saved: {exc}", severity="error", markup=False)
+            return
+        why = {"key": "stopped", "time": "time limit", "silence": "silence"}[recording.stopped_by]
+        self.notify(f"Recorded {recording.duration_s:.1f} s ({why}).", markup=False)
+        self._add([part])
+
+    def on_record_toggle_failed(self, event: RecordToggle.Failed) -> None:
+        event.stop()
+        self._update()
+        self.notify(event.error, title="Microphone", severity="error", markup=False, timeout=15)
 
     def _update(self) -> None:
         recording = self.toggle.recording

@@ -16,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from g3chat.tui.widgets.message_view import MessageView
+from g3chat.tui.widgets.tool_call_block import ToolCallBlock
 
 EMPTY_TEXT = "Type a message below and press Enter. Ctrl+P lists every action."
 WINDOW = 10  # messages mounted at first, and per batch after
@@ -119,3 +120,94 @@ class ChatView(VerticalScroll, can_focus=False):
             if view.message_id == message_id:
                 return view
         return None
+
+    # ------------------------------------------------------------------------------ choosing one
+
+    def selected(self) -> MessageView | None:
+        """The saved message that has the focus, if one has."""
+        focused = self.screen.focused
+        return focused if isinstance(focused, MessageView) and focused.message_id is not None else None
+
+    def last(self, role: str) -> MessageView | None:
+        for view in reversed(self.messages()):
+            if view.role == role and view.message_id is not None:
+                return view
+        return None
+
+    def branch_target(self) -> MessageView | None:
+        """The selected message when it has siblings, else the latest message that has."""
+        selected = self.selected()
+        if selected is not None and selected.branch is not None:
+            return selected
+        for view in reversed(self.messages()):
+            if view.branch is not None and view.message_id is not None:
+                return view
+        return None
+
+    def copy_message(self) -> None:
+        """Copy the selected (or last) answer to the clipboard."""
+        target = self.selected() or self.last("assistant")
+        if target is None:
+            self.notify("Nothing to copy yet.")
+            return
+        self.app.copy_to_clipboard(target.text)
+        self.notify("Copied the message.")
+
+    def copy_code(self) -> None:
+        """Copy a code block of the selected (or last) answer: the only one, or the one picked."""
+        from g3chat.tui.screens.code_picker_screen import CodePickerScreen, code_blocks
+
+        target = self.selected() or self.last("assistant")
+        blocks = code_blocks(target.text) if target is not None else []
+        if not blocks:
+            self.notify("No code block in that message.")
+            return
+
+        def copy(index: int | None) -> None:
+            if index is not None:
+                self.app.copy_to_clipboard(blocks[index][1])
+                self.notify(f"Copied code block {index + 1}.")
+
+        if len(blocks) == 1:
+            copy(0)
+        else:
+            self.app.push_screen(CodePickerScreen(blocks), copy)
+
+    def focus_last(self) -> None:
+        views = self.messages()
+        if views:
+            views[-1].focus()
+
+    async def step(self, step: int) -> bool:
+        """Move the focus ``step`` messages on (mounting earlier ones at the top); False when that leaves
+        the messages at the bottom (the message box takes the focus then)."""
+        views = self.messages()
+        focused = self.screen.focused
+        if not views or not isinstance(focused, MessageView) or focused not in views:
+            return True
+        if focused is views[0] and step < 0 and self.earlier:
+            await self.show_earlier()
+            views = self.messages()
+        index = views.index(focused) + step
+        if index >= len(views):
+            return False
+        if index >= 0:
+            views[index].focus()
+            self.scroll_to_widget(views[index], animate=False)
+        return True
+
+    # -------------------------------------------------------------------------------- tool calls
+
+    def tool_blocks(self) -> list[ToolCallBlock]:
+        return list(self.query(ToolCallBlock))
+
+    def show_call_waiting(self) -> None:
+        """The running call waits for the person's approval."""
+        running = [b for b in self.tool_blocks() if b.status == "running"]
+        if running:
+            running[-1].set_status("waiting")
+
+    def show_call_result(self, call_id: str, status: str, result: str) -> None:
+        for block in self.tool_blocks():
+            if block.call_id == call_id:
+                block.set_status(status, result)
