@@ -75,6 +75,10 @@ class Paths:
         """User tools (Python files whose ``@tool`` functions join the tool registry)."""
         return _ensure(self.config_root / "tools")
 
+    def roles_dir(self) -> Path:
+        """User roles (one TOML file per role; a user role replaces a shipped one of the same name)."""
+        return _ensure(self.config_root / "roles")
+
     def models_dir(self) -> Path:
         """Models g3chat manages itself (the offline test model, local copies)."""
         return _ensure(self.data_root / "models")
@@ -93,6 +97,7 @@ class Paths:
             "history database": str(self.db_file),
             "user themes": str(self.config_root / "themes"),
             "user tools": str(self.config_root / "tools"),
+            "user roles": str(self.config_root / "roles"),
             "MCP servers": str(self.mcp_file),
             "models": str(self.data_root / "models"),
             "attachments": str(self.data_root / "media"),

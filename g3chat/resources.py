@@ -1,7 +1,7 @@
-"""Data shipped with g3chat: the model catalog (models/) and the built-in themes (themes/).
+"""Data shipped with g3chat: the model catalog (models/), the built-in themes (themes/) and roles (roles/).
 
-In a wheel they live inside the package as ``g3chat/_data/{models,themes}``; in a source checkout (and an
-editable install) they are the top-level ``models/`` and ``themes/`` folders of the repository.
+In a wheel they live inside the package as ``g3chat/_data/{models,themes,roles}``; in a source checkout (and
+an editable install) they are the top-level ``models/``, ``themes/`` and ``roles/`` folders of the repository.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def data_dir(name: str) -> Path:
-    """Return the directory holding shipped data ``name`` ("models" or "themes")."""
+    """Return the directory holding shipped data ``name`` ("models", "themes" or "roles")."""
     packaged = _PACKAGE_DIR / "_data" / name
     if packaged.is_dir():
         return packaged
@@ -28,3 +28,7 @@ def models_dir() -> Path:
 
 def themes_dir() -> Path:
     return data_dir("themes")
+
+
+def roles_dir() -> Path:
+    return data_dir("roles")

@@ -1,4 +1,4 @@
-"""models/ and themes/ ship inside the wheel and are found from an installed (non-editable) copy."""
+"""models/, themes/ and roles/ ship inside the wheel and are found from an installed (non-editable) copy."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_wheel_carries_data_and_finds_it(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp_path / "dist").glob("g3chat-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for folder in ("models", "themes"):
+    for folder in ("models", "themes", "roles"):
         shipped = {Path(n).name for n in names if n.startswith(f"g3chat/_data/{folder}/")}
         in_repo = {p.name for p in (REPO / folder).iterdir() if p.is_file()}
         assert in_repo and in_repo <= shipped
@@ -36,7 +36,7 @@ def test_wheel_carries_data_and_finds_it(tmp_path: Path) -> None:
         timeout=300,
     )
     assert install.returncode == 0, install.stderr[-2000:]
-    code = "import g3chat.resources as r; print(r.models_dir()); print(r.themes_dir())"
+    code = "import g3chat.resources as r; print(r.models_dir()); print(r.themes_dir()); print(r.roles_dir())"
     found = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -45,5 +45,5 @@ def test_wheel_carries_data_and_finds_it(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert found.returncode == 0, found.stderr
-    models, themes = found.stdout.split()
-    assert models.startswith(str(target)) and themes.startswith(str(target))
+    folders = found.stdout.split()
+    assert len(folders) == 3 and all(folder.startswith(str(target)) for folder in folders)
