@@ -33,6 +33,12 @@ app.add_typer(chats_app, name="chats")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(tools_app, name="tools")
+roles_app = typer.Typer(
+    help="Roles: named presets of a system prompt, sampling settings and tools (ask --role).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(roles_app, name="roles")
 
 
 class ExportFormat(str, Enum):
@@ -101,6 +107,18 @@ def ask(
         help="Use an OpenAI-compatible server (llama-server, vLLM, Ollama), e.g. http://127.0.0.1:8080/v1.",
     ),
     system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
+    role: str | None = typer.Option(
+        None,
+        "--role",
+        "-r",
+        help="Use a role's system prompt and settings (see 'g3chat roles list'); flags override it.",
+    ),
+    editor: bool = typer.Option(
+        False,
+        "--editor",
+        "-e",
+        help="Write the message in $VISUAL/$EDITOR first (pre-filled with the prompt and piped stdin).",
+    ),
     temperature: float | None = typer.Option(None, min=0.0, help="Sampling temperature (0: greedy)."),
     top_k: int | None = typer.Option(None, "--top-k", min=0, help="Top-k sampling (0 disables)."),
     top_p: float | None = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling."),
@@ -163,6 +181,8 @@ def ask(
             model=model,
             server=server,
             system=system,
+            role=role,
+            editor=editor,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
@@ -271,6 +291,27 @@ def tools_list(
     from g3chat.cli import tools_cmd
 
     tools_cmd.list_tools(json_output, mcp)
+
+
+@roles_app.command("list")
+def roles_list(
+    json_output: bool = typer.Option(False, "--json", help="JSON lines (with each role's system prompt)."),
+) -> None:
+    """List the roles: shipped ones and yours (in the roles/ folder of the config directory)."""
+    from g3chat.cli import roles_cmd
+
+    roles_cmd.list_roles(json_output)
+
+
+@roles_app.command("show")
+def roles_show(
+    name: str = typer.Argument(..., help="The role's name (see 'g3chat roles list')."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object."),
+) -> None:
+    """Print a role: where it comes from, its settings and its system prompt."""
+    from g3chat.cli import roles_cmd
+
+    roles_cmd.show_role(name, json_output)
 
 
 @app.command()

@@ -9,16 +9,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from g3chat.cli.ask_compose import chosen_role, compose, sampling, switched_params, with_role
 from g3chat.cli.ask_options import AskOptions
 from g3chat.cli.output import AnswerWriter, choose_writer
 from g3chat.core.answer import Answer, HistoryTrimmed
 from g3chat.core.chat import post_question
 from g3chat.core.errors import G3ChatError, InputError, ModelFileError
 from g3chat.core.models.resolve import PullOffer, ResolvedModel
+from g3chat.core.roles import ROLE_KEY, LoadedRole, conversation_params
 from g3chat.core.store import Conversation, Store
 from g3chat.core.types import AttachmentPart, GenerationParams, Message, PromptProgress, TextDelta, user
 from g3chat.runtime import Runtime
@@ -41,23 +42,6 @@ def read_prompt(prompt: str | None, stdin: Any = None, *, allow_empty: bool = Fa
     if not text.strip() and not allow_empty:
         raise InputError("no prompt: pass one as an argument or pipe text on stdin")
     return text
-
-
-def sampling(runtime: Runtime, opts: AskOptions) -> GenerationParams:
-    params = runtime.settings.generation.params()
-    overrides: dict[str, Any] = {
-        name: value
-        for name, value in (
-            ("temperature", opts.temperature),
-            ("top_k", opts.top_k),
-            ("top_p", opts.top_p),
-            ("min_p", opts.min_p),
-            ("seed", opts.seed),
-            ("max_tokens", opts.max_tokens),
-        )
-        if value is not None
-    }
-    return replace(params, **overrides)
 
 
 @contextmanager
@@ -110,17 +94,18 @@ def _pull_offer(runtime: Runtime, yes: bool) -> Callable[[PullOffer], ResolvedMo
 
 def run_ask(opts: AskOptions) -> int:
     runtime = Runtime.from_env()
-    if opts.tools is None and (opts.allow or opts.tool_choice != "auto" or opts.max_steps):
+    role = chosen_role(opts)
+    role_tools = role is not None and role.role.tools is True
+    if opts.tools is None and not role_tools and (opts.allow or opts.tool_choice != "auto" or opts.max_steps):
         raise InputError("--allow, --tool-choice and --max-steps need --tools")
-    prompt = read_prompt(opts.prompt, allow_empty=opts.has_attachments)
-    params = sampling(runtime, opts)
+    prompt = compose(opts, read_prompt(opts.prompt, allow_empty=opts.has_attachments or opts.editor))
     if opts.mmproj and not Path(opts.mmproj).expanduser().exists():
         raise ModelFileError(f"{opts.mmproj}: no such projector file")  # before recording, not after
     attachments = _attachments(runtime, opts)
     needs_store = opts.save or opts.continue_last or opts.chat_id is not None
     store = runtime.open_store() if needs_store else None
     try:
-        return _run(runtime, store, prompt, params, opts, attachments)
+        return _run(runtime, store, prompt, opts, attachments, role)
     finally:
         if store is not None:
             store.close()
@@ -144,18 +129,23 @@ def _run(
     runtime: Runtime,
     store: Store | None,
     prompt: str,
-    params: GenerationParams,
     opts: AskOptions,
     attachments: list[AttachmentPart],
+    role: LoadedRole | None,
 ) -> int:
     conversation = _conversation(store, opts)
+    own = conversation.params if conversation is not None else {}
+    params = sampling(runtime.settings.generation.params(), opts, own, role)
+    opts = with_role(opts, role, own)
+    if conversation is not None and role is not None and opts.save and store is not None:
+        conversation = store.update_conversation(conversation.id, params=switched_params(own, role))
     toolset = None
     if opts.tools is not None:
         from g3chat.cli.ask_tools import open_tools
 
         toolset = open_tools(runtime, opts)
     try:
-        return _answer(runtime, store, conversation, toolset, prompt, params, opts, attachments)
+        return _answer(runtime, store, conversation, toolset, prompt, params, opts, attachments, role)
     finally:
         if toolset is not None:
             toolset.close()
@@ -170,6 +160,7 @@ def _answer(
     params: GenerationParams,
     opts: AskOptions,
     attachments: list[AttachmentPart],
+    role: LoadedRole | None,
 ) -> int:
     if runtime.server_url(opts.server) and (opts.ctx is not None or opts.threads is not None):
         raise InputError("--ctx and --threads set up the local engine; a server decides its own")
@@ -214,6 +205,7 @@ def _answer(
             question,
             model=info.name,
             system_prompt=system_prompt,
+            params=conversation_params(role) if role is not None else None,
         )
         conversation_id = saved.conversation_id
     elif conversation is not None:
@@ -291,6 +283,11 @@ def _answer(
             payload["attachments"] = [part.to_json() for part in attachments]
         if info.base_url:
             payload["server"] = info.base_url
+        role_name = (
+            role.name if role is not None else (conversation.params if conversation else {}).get(ROLE_KEY)
+        )
+        if role_name:
+            payload["role"] = role_name
         if toolset is not None:
             payload["steps"] = answer.steps
             payload["tool_calls"] = [entry.to_json() for entry in answer.trace]

@@ -11,6 +11,8 @@ class AskOptions:
     model: str | None = None
     server: str | None = None
     system: str | None = None
+    role: str | None = None
+    editor: bool = False
     temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None

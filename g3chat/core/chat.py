@@ -47,13 +47,17 @@ def post_question(
     *,
     model: str | None = None,
     system_prompt: str = "",
+    params: dict[str, Any] | None = None,
 ) -> StoredMessage:
     """Commit the user's message before anything else happens: into a new conversation (titled from the
     message) when ``conversation_id`` is None, else under its current leaf (an untitled conversation, e.g.
-    one made by changing its settings first, takes its title from this message)."""
+    one made by changing its settings first, takes its title from this message). ``params``: a new
+    conversation's own settings (a role's, for instance)."""
     title = title_for(question.text, question.attachments)
     if conversation_id is None:
-        conversation_id = store.create_conversation(title, model=model, system_prompt=system_prompt).id
+        conversation_id = store.create_conversation(
+            title, model=model, system_prompt=system_prompt, params=params
+        ).id
     elif not store.get_conversation(conversation_id).title:
         store.rename_conversation(conversation_id, title)
     return store.add_message(conversation_id, "user", question.parts)
