@@ -42,6 +42,12 @@ ACTIONS: tuple[Action, ...] = (
 # Keys of the message input; rebindable with the same [keys] table.
 INPUT_ACTIONS: tuple[Action, ...] = (
     Action("newline", "ctrl+j,shift+enter", "Newline", "Insert a line break in the message (Enter sends)"),
+    Action(
+        "edit_in_editor",
+        "ctrl+e",
+        "Edit in $EDITOR",
+        "Write the message in your editor ($VISUAL or $EDITOR); saving puts it back here",
+    ),
 )
 
 # Keys of the tool approval dialog, fixed (y/a/n as `g3chat ask` asks on a terminal): key, answer, title.

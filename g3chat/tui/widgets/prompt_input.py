@@ -1,6 +1,7 @@
 """The message box: multi-line; Enter sends, Ctrl+J (or Shift+Enter where the terminal reports it)
-inserts a line break. A paste that is exactly one existing media file (what dropping a file on a terminal
-types) becomes an attachment instead of text."""
+inserts a line break, Ctrl+E opens the message in the user's editor and puts back what was saved. A paste
+that is exactly one existing media file (what dropping a file on a terminal types) becomes an attachment
+instead of text."""
 
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ class PromptInput(TextArea):
             return
         self.post_message(self.Submitted(text))
         self.clear()
+
+    async def action_edit_in_editor(self) -> None:
+        from g3chat.tui.editor import edit_in_editor
+
+        if self.read_only:
+            return
+        edited = await edit_in_editor(self.app, self.text)
+        if edited is not None:
+            self.load_text(edited)
+            self.move_cursor(self.document.end)
+        self.focus()
 
     def action_newline(self) -> None:
         start, end = self.selection
