@@ -94,7 +94,7 @@ def _pull_offer(runtime: Runtime, yes: bool) -> Callable[[PullOffer], ResolvedMo
 
 def run_ask(opts: AskOptions) -> int:
     runtime = Runtime.from_env()
-    role = chosen_role(opts)
+    role = chosen_role(opts, runtime.paths)
     role_tools = role is not None and role.role.tools is True
     if opts.tools is None and not role_tools and (opts.allow or opts.tool_choice != "auto" or opts.max_steps):
         raise InputError("--allow, --tool-choice and --max-steps need --tools")

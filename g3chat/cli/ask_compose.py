@@ -16,18 +16,18 @@ from g3chat.core.chat import with_overrides
 from g3chat.core.errors import Interrupted
 from g3chat.core.roles import ROLE_KEY, SAMPLING, TOOLS_KEY, LoadedRole, conversation_params
 from g3chat.core.types import GenerationParams
+from g3chat.paths import Paths
 
 CANCELLED = "the message was empty; nothing was sent"
 
 
-def chosen_role(opts: AskOptions) -> LoadedRole | None:
+def chosen_role(opts: AskOptions, paths: Paths) -> LoadedRole | None:
     """The ``--role`` asked for; unknown or broken is a one-line error (exit 2) before anything runs."""
     if opts.role is None:
         return None
-    from g3chat.cli.roles_cmd import role_folders
-    from g3chat.core.roles import find_role
+    from g3chat.core.roles import find_role, role_folders
 
-    return find_role(opts.role, role_folders())
+    return find_role(opts.role, role_folders(paths))
 
 
 def compose(opts: AskOptions, initial: str) -> str:

@@ -6,17 +6,12 @@ import json
 import sys
 from typing import Any
 
-from g3chat.core.roles import LoadedRole, RoleFolders, find_role, load_roles
+from g3chat.core.roles import LoadedRole, find_role, load_roles, role_folders
 from g3chat.paths import Paths
-from g3chat.resources import roles_dir
-
-
-def role_folders(paths: Paths | None = None) -> RoleFolders:
-    return RoleFolders(shipped=roles_dir(), user=(paths or Paths.from_env()).roles_dir())
 
 
 def list_roles(json_output: bool) -> None:
-    loaded, failed = load_roles(role_folders())
+    loaded, failed = load_roles(role_folders(Paths.from_env()))
     for failure in failed:
         sys.stderr.write(f"g3chat: warning: {failure.error} (skipped)\n")
     if json_output:
@@ -35,7 +30,7 @@ def _toml_value(value: Any) -> str:
 
 
 def show_role(name: str, json_output: bool) -> None:
-    role: LoadedRole = find_role(name, role_folders())
+    role: LoadedRole = find_role(name, role_folders(Paths.from_env()))
     if json_output:
         sys.stdout.write(json.dumps(role.to_json(), ensure_ascii=False) + "\n")
         return

@@ -23,6 +23,8 @@ import msgspec
 from msgspec import Meta
 
 from g3chat.core.errors import InputError
+from g3chat.paths import Paths
+from g3chat.resources import roles_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,6 +65,11 @@ class RoleFolders:
 
     shipped: Path
     user: Path
+
+
+def role_folders(paths: Paths) -> RoleFolders:
+    """The shipped roles and the user's (``<config>/roles``, created on first use)."""
+    return RoleFolders(shipped=roles_dir(), user=paths.roles_dir())
 
 
 @dataclass(frozen=True)
