@@ -34,10 +34,12 @@ def test_ctrl_e_suspends_the_ui_while_the_editor_runs(
     editor.chmod(editor.stat().st_mode | stat.S_IXUSR)
     start_g3chat(tmux, g3chat_home, test_model_path, {"G3CHAT_ENGINE__N_CTX": "512", "VISUAL": str(editor)})
     tmux.run("send-keys", "-t", "g3", "-l", "typed in the UI")
+    tmux.wait_for(lambda s: "typed in the UI" in s, 30, "the typed text")
     tmux.run("send-keys", "-t", "g3", "C-e")
     screen = tmux.wait_for(lambda s: "EDITOR-HAS-THE-SCREEN" in s, 30, "the editor")
-    assert "EDITOR-HAS-THE-SCREEN: typed in the UI" in screen and "ready" not in screen  # the UI is away
+    assert "EDITOR-HAS-THE-SCREEN: typed in the UI" in screen, screen
+    assert "ready" not in screen, screen  # the UI is away
     go.touch()
     screen = tmux.wait_for(lambda s: "typed in the UI and the editor" in s, 30, "the UI to come back")
-    assert "EDITOR-HAS-THE-SCREEN" not in screen and "ready" in screen
+    assert "EDITOR-HAS-THE-SCREEN" not in screen and "ready" in screen, screen
     tmux.run("send-keys", "-t", "g3", "C-q")
