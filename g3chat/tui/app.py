@@ -156,6 +156,11 @@ class G3ChatApp(App[None]):
                 binding = shown.get(action.name)
                 title = f"{action.title} ({self.get_key_display(binding)})" if binding else action.title
                 yield SystemCommand(title, action.help, partial(screen.run_action, action.name))
+            for action in keys.INPUT_ACTIONS:  # the message box's own, run on it
+                if action.palette:
+                    key = self.settings.keys.get(action.name, action.key).split(",")[0].strip()
+                    title = f"{action.title} ({self.get_key_display(Binding(key, action.name))})"
+                    yield SystemCommand(title, action.help, partial(screen.prompt.run_action, action.name))
         yield SystemCommand("Keys", "Show every key binding", self.action_show_help_panel)
         yield SystemCommand("Quit", "Quit g3chat (everything is saved)", self.action_quit)
 

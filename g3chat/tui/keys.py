@@ -16,10 +16,17 @@ class Action:
     title: str  # short, for the footer and the palette
     help: str
     footer: bool = False
+    palette: bool = True  # listed in the command palette (the message box's keys: only where it says)
 
 
 ACTIONS: tuple[Action, ...] = (
     Action("new_chat", "ctrl+n", "New chat", "Start a new conversation", footer=True),
+    Action(
+        "new_chat_role",
+        "alt+n",
+        "New chat with role…",
+        "Start a new conversation with a role's system prompt and settings (g3chat roles list)",
+    ),
     Action("toggle_sidebar", "ctrl+b", "Chats", "Show or hide the conversation list", footer=True),
     Action("search", "ctrl+f", "Search", "Search every conversation and jump to a hit", footer=True),
     Action("cancel", "escape", "Stop", "Stop the answer being generated (it is kept, marked partial)", True),
@@ -41,7 +48,13 @@ ACTIONS: tuple[Action, ...] = (
 
 # Keys of the message input; rebindable with the same [keys] table.
 INPUT_ACTIONS: tuple[Action, ...] = (
-    Action("newline", "ctrl+j,shift+enter", "Newline", "Insert a line break in the message (Enter sends)"),
+    Action(
+        "newline",
+        "ctrl+j,shift+enter",
+        "Newline",
+        "Insert a line break in the message (Enter sends)",
+        palette=False,
+    ),
     Action(
         "edit_in_editor",
         "ctrl+e",

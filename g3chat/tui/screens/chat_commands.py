@@ -1,11 +1,13 @@
 """The commands on the open conversation: rename, delete, its settings, tools on or off, regenerate, edit a
-message, flip between branches, and search (which opens the conversation of the hit). The chat screen binds
+message, flip between branches, search (which opens the conversation of the hit), and a new chat with a
+role. The chat screen binds
 them to keys (see :mod:`g3chat.tui.keys`); they work on the store and tell the screen what to show."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from g3chat.core.roles import ROLE_KEY
 from g3chat.core.types import user
 
 # The dialogs are imported when first opened: the window should be up before they are loaded.
@@ -83,7 +85,8 @@ class ChatCommands:
                 return
             conversation_id = self._ensure_conversation(result.system_prompt)
             own = store.get_conversation(conversation_id).params
-            kept = {"tools": own["tools"]} if "tools" in own else {}  # the F9 toggle is no sampling setting
+            # The F9 toggle and the role's name are no sampling settings: the dialog leaves them alone.
+            kept = {key: own[key] for key in ("tools", ROLE_KEY) if key in own}
             store.update_conversation(
                 conversation_id, system_prompt=result.system_prompt, params={**kept, **result.params}
             )
@@ -94,6 +97,33 @@ class ChatCommands:
         self.g3.push_screen(
             ChatSettingsScreen(system_prompt, current.params if current else {}, defaults), done
         )
+
+    def new_with_role(self) -> None:
+        """Pick a role; a new conversation starts with its system prompt and settings (kept in its params)."""
+        from g3chat.core.roles import conversation_params, load_roles, role_folders
+        from g3chat.tui.screens.role_picker_screen import RolePickerScreen
+
+        folders = role_folders(self.g3.paths)
+        loaded, failed = load_roles(folders)
+        for problem in failed:
+            self.screen.notify(f"Role file skipped: {problem.error}", severity="warning", markup=False)
+        if not loaded:
+            self.screen.notify(f"No roles: add TOML files to {folders.user}.", markup=False)
+            return
+
+        async def done(name: str | None) -> None:
+            if name is None or name not in loaded:
+                return
+            role = loaded[name]
+            conversation = self.g3.store.create_conversation(
+                system_prompt=role.role.system_prompt, params=conversation_params(role)
+            )
+            await self.screen.open_conversation(conversation.id)
+            self.screen.refresh_sidebar()
+            self.screen.prompt.focus()
+            self.screen.notify(f"New chat as “{name}”: {role.role.description or 'role set'}.", markup=False)
+
+        self.g3.push_screen(RolePickerScreen(loaded, str(folders.user)), done)
 
     def toggle_tools(self) -> None:
         from g3chat.tui.chat_tools import PARAM_KEY

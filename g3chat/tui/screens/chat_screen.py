@@ -20,6 +20,7 @@ from textual.widgets import Footer, OptionList
 
 from g3chat.core.chat import post_question
 from g3chat.core.media.store import MediaStore
+from g3chat.core.roles import ROLE_KEY
 from g3chat.core.store import StoredMessage
 from g3chat.core.types import AttachmentPart, ToolCallPart, ToolResultPart, user
 from g3chat.tui import keys
@@ -142,6 +143,8 @@ class ChatScreen(Screen[None]):
         elif conversation_id is not None and conversation_id in self.g3.queue:
             views.append(self._waiting_view())
         await self.chat.show(views)
+        own = self.g3.store.get_conversation(conversation_id).params if conversation_id is not None else {}
+        self.header.set_role(own.get(ROLE_KEY))
         self.query_one(ConversationList).mark(conversation_id)
         self.update_meter()
         target = await self.chat.reveal(focus) if focus is not None else None
@@ -326,6 +329,9 @@ class ChatScreen(Screen[None]):
     async def action_new_chat(self) -> None:
         await self.open_conversation(None)
         self.prompt.focus()
+
+    def action_new_chat_role(self) -> None:
+        self.commands.new_with_role()
 
     def action_toggle_sidebar(self) -> None:
         sidebar = self.query_one(ConversationList)

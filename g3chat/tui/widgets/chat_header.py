@@ -1,4 +1,5 @@
-"""The top bar: the model, what it is doing, the context meter (tokens used / n_ctx) and live tokens/s."""
+"""The top bar: the model, the conversation's role (when it has one), what it is doing, the context meter
+(tokens used / n_ctx) and live tokens/s."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class ChatHeader(Horizontal):
     ChatHeader > Static { width: auto; padding: 0 1; }
     ChatHeader > #app-name { color: $primary; text-style: bold; }
     ChatHeader > #model { color: $foreground; }
+    ChatHeader > #role { color: $secondary; display: none; }
+    ChatHeader > #role.-shown { display: block; }
     ChatHeader > #status { width: 1fr; color: $text-muted; }
     ChatHeader > #status.-busy { color: $accent; }
     ChatHeader > #status.-error { color: $error; }
@@ -35,6 +38,7 @@ class ChatHeader(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static("g3chat", id="app-name", markup=False)
         yield Static("", id="model", markup=False)
+        yield Static("", id="role", markup=False)
         yield Static("", id="status", markup=False)
         yield Static(meter_text(None, None), id="meter", markup=False)
         yield Static("", id="speed", markup=False)
@@ -47,6 +51,12 @@ class ChatHeader(Horizontal):
 
     def set_model(self, name: str) -> None:
         self._part("model").update(name)
+
+    def set_role(self, name: str | None) -> None:
+        """The open conversation's role (hidden when it has none)."""
+        role = self._part("role")
+        role.update(f"role: {name}" if name else "")
+        role.set_class(bool(name), "-shown")
 
     def set_status(self, text: str, kind: str = "") -> None:
         status = self._part("status")
