@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from g3chat.cli.ask_compose import sampling, with_role
+from g3chat.cli.ask_compose import sampling, switched_params, with_role
 from g3chat.cli.ask_options import AskOptions
 from g3chat.core.roles import LoadedRole, Role
 from g3chat.core.types import GenerationParams
@@ -50,6 +50,9 @@ def test_precedence_config_conversation_role_flags() -> None:
     assert opts.system == "Be terse." and opts.tools == "read_file"
     assert with_role(AskOptions(), None, {"tools": True}).tools == "all"
     assert with_role(AskOptions(), None, {}).tools is None
+    # ask -c --role: the old role's settings give way to the new one's; other keys stay.
+    switched = switched_params({"role": "old", "top_p": 0.5, "tools": False, "other": 1}, role)
+    assert switched == {"other": 1, "role": "r", "temperature": 0.2, "top_k": 5, "tools": True}
 
 
 @pytest.mark.model
