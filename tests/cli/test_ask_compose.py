@@ -55,23 +55,6 @@ def test_precedence_config_conversation_role_flags() -> None:
     assert switched == {"other": 1, "role": "r", "temperature": 0.2, "top_k": 5, "tools": True}
 
 
-@pytest.mark.model
-def test_editor_sends_what_was_saved_prefilled_with_prompt_and_stdin(
-    cli_env: dict[str, str], g3chat_home: Path, tmp_path: Path
-) -> None:
-    seen = tmp_path / "seen.txt"
-    editor = fake_editor(
-        tmp_path,
-        f"open({str(seen)!r}, 'w').write(open(path).read())\nopen(path, 'a').write('\\nEdited here.\\n')",
-    )
-    env = {**cli_env, "VISUAL": editor, "EDITOR": "false"}
-    proc = run_cli("ask", "-e", "--json", "-n", "2", "Summarise:", env=env, input="piped notes\n")
-    assert proc.returncode == 0, proc.stderr
-    assert seen.read_text() == "Summarise:\n\npiped notes"
-    saved = rows(g3chat_home, "SELECT content FROM messages WHERE role='user'")
-    assert [json.loads(r[0])[0]["text"] for r in saved] == ["Summarise:\n\npiped notes\nEdited here."]
-
-
 def test_empty_editor_file_cancels_and_a_failing_editor_is_exit_2(
     cli_env: dict[str, str], g3chat_home: Path, tmp_path: Path
 ) -> None:
@@ -91,7 +74,9 @@ def test_empty_editor_file_cancels_and_a_failing_editor_is_exit_2(
 
 
 @pytest.mark.model
-def test_role_applies_is_stored_and_kept_by_continue(cli_env: dict[str, str], g3chat_home: Path) -> None:
+def test_role_then_continue_in_the_editor(cli_env: dict[str, str], g3chat_home: Path, tmp_path: Path) -> None:
+    """`ask --role` stores the role with the conversation; `ask -c -e` keeps it and sends what the editor
+    saved, the editor's file pre-filled with the prompt argument and piped stdin."""
     proc = run_cli("ask", "--role", "shell", "--json", "-n", "1", "list files", env=cli_env)
     assert proc.returncode == 0, proc.stderr
     first = json.loads(proc.stdout)
@@ -99,10 +84,23 @@ def test_role_applies_is_stored_and_kept_by_continue(cli_env: dict[str, str], g3
     [(system, params)] = rows(g3chat_home, "SELECT system_prompt, params FROM conversations")
     assert "exactly one command" in system
     assert json.loads(params) == {"role": "shell", "temperature": 0.2, "tools": False}
-    proc = run_cli("ask", "-c", "--json", "-n", "1", "and hidden ones", env=cli_env)
+
+    seen = tmp_path / "seen.txt"
+    editor = fake_editor(
+        tmp_path,
+        f"open({str(seen)!r}, 'w').write(open(path).read())\nopen(path, 'a').write('\\nEdited here.\\n')",
+    )
+    env = {**cli_env, "VISUAL": editor, "EDITOR": "false"}
+    proc = run_cli("ask", "-c", "-e", "--json", "-n", "1", "and hidden ones:", env=env, input="piped notes\n")
     assert proc.returncode == 0, proc.stderr
+    assert seen.read_text() == "and hidden ones:\n\npiped notes"
     second = json.loads(proc.stdout)
     assert second["role"] == "shell" and second["conversation_id"] == first["conversation_id"]
+    saved = rows(g3chat_home, "SELECT content FROM messages WHERE role='user' ORDER BY id")
+    assert [json.loads(r[0])[0]["text"] for r in saved] == [
+        "list files",
+        "and hidden ones:\n\npiped notes\nEdited here.",
+    ]
     # The role's system prompt was in the prompt both times: the second one holds the first exchange too.
     assert second["usage"]["prompt_tokens"] > first["usage"]["prompt_tokens"] > 60
     assert rows(g3chat_home, "SELECT count(*) FROM conversations") == [(1,)]
