@@ -45,6 +45,8 @@ def editor_command(
                 argv = shlex.split(value, posix=not windows)
             except ValueError as exc:
                 raise EditorError(f"${name} ({value!r}) cannot be split into a command: {exc}") from None
+            if windows:  # non-POSIX splitting keeps the quotes: "C:\Program Files\ed.exe" -w
+                argv = [a[1:-1] if len(a) > 1 and a[0] == a[-1] == '"' else a for a in argv]
             if argv:
                 return argv
     if windows:

@@ -26,6 +26,8 @@ def test_visual_then_editor_then_a_default() -> None:
     assert editor_command({}, which=lambda name: "/bin/nano" if name == "nano" else None) == ["nano"]
     assert editor_command({}, which=lambda name: None) == ["vi"]
     assert editor_command({}, which=lambda name: None, windows=True) == ["notepad"]
+    windows = {"EDITOR": r'"C:\Program Files\Ed\ed.exe" -w C:\tmp'}
+    assert editor_command(windows, windows=True) == [r"C:\Program Files\Ed\ed.exe", "-w", r"C:\tmp"]
 
 
 def test_edits_a_file_that_starts_with_the_text_and_reads_back_what_was_saved(tmp_path: Path) -> None:
