@@ -99,9 +99,9 @@ def test_binary_and_non_utf8_files_are_refused(work: Path, tmp_path: Path) -> No
     (work / "blob.bin").write_bytes(b"\x7fELF\x00\x01")
     (work / "latin.txt").write_bytes("café".encode("latin-1"))
     store = MediaStore(tmp_path / "m")
-    with pytest.raises(MediaError, match="blob.bin: a binary file"):
+    with pytest.raises(MediaError, match=r"blob\.bin: a binary file"):
         attach_mentions(store, "@blob.bin", roots_for(cwd=work))
-    with pytest.raises(MediaError, match="latin.txt: not UTF-8 text"):
+    with pytest.raises(MediaError, match=r"latin\.txt: not UTF-8 text"):
         attach_mentions(store, "@latin.txt", roots_for(cwd=work))
 
 
