@@ -13,12 +13,13 @@ from __future__ import annotations
 import codecs
 import mimetypes
 from pathlib import Path
+from typing import Final
 
 from g3chat.core.errors import MediaError
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart
 
-TEXT_KIND = "text_file"
+TEXT_KIND: Final = "text_file"
 DEFAULT_MAX_CHARS = 12000  # about 3,000 tokens: a good part of the default 8,192-token window, not all
 _SNIFF = 8192  # bytes looked at for a NUL (what marks a binary file)
 _CACHE_LIMIT = 64

@@ -10,6 +10,7 @@ from g3chat.core.engine.fake import FakeEngine
 from g3chat.core.engine.openai_wire import content_of
 from g3chat.core.errors import MediaError
 from g3chat.core.media import support, textfile
+from g3chat.core.media.attach import describe
 from g3chat.core.media.mentions import MentionRefused, attach_mentions, complete, find_mentions, roots_for
 from g3chat.core.media.store import MediaStore
 from g3chat.core.prompt import GemmaTurnFormat, JinjaChatTemplate, render_text
@@ -67,6 +68,7 @@ def test_text_files_are_stored_and_read_into_the_prompt(work: Path, tmp_path: Pa
     (part,) = attached.parts  # once, however often it is mentioned
     assert part.kind == "text_file" and part.name == "notes.md" and part.mime == "text/markdown"
     assert part_from_json(part.to_json()) == part and attached.notices == []
+    assert describe(part) == "notes.md 33 chars"
     (work / "notes.md").unlink()  # the conversation keeps its own copy
     textfile._CACHE.clear()
     message = user("sum up @notes.md", attached.parts)
@@ -89,6 +91,7 @@ def test_a_long_file_is_cut_with_a_notice(work: Path, tmp_path: Path) -> None:
     attached = attach_mentions(MediaStore(tmp_path / "m"), "@long.log", roots_for(cwd=work), max_chars=600)
     (part,) = attached.parts
     assert part.chars == 600 and part.original_size == 1000 + 500 + 5
+    assert describe(part) == "long.log 600 chars (cut)"
     assert attached.notices == ["long.log: cut to its first 600 characters (the file has 1,505 bytes)"]
     block = textfile.block(part)
     assert block.startswith("long.log (its first 600 characters; the file has 1,505 bytes):\n``````log\n")
