@@ -27,6 +27,7 @@ from g3chat.core.tools.model import ToolError
 from g3chat.core.types import AttachmentPart
 
 _MENTION = re.compile(r"""(?<![^\s(\[{<'"])@(?:"([^"\n]+)"|'([^'\n]+)'|((?:\\ |[^\s@])+))""")
+_TYPING = re.compile(r"""(?<![^\s(\[{<'"])@(?:"([^"\n]*)|((?:\\ |[^\s@"])*))$""")
 _TRAILING = ".,;:!?)]}>'\""
 MAX_COMPLETIONS = 50
 
@@ -153,3 +154,26 @@ def complete(partial: str, roots: Roots) -> list[str]:
         if len(out) >= MAX_COMPLETIONS:
             break
     return out
+
+
+def suggestion(before: str, roots: Roots) -> str:
+    """What to add after the cursor when the text before it ends in a mention being typed (``@no`` →
+    ``tes.md``): the part every completion shares, else the rest of the first. Names with spaces are
+    escaped (``my\\ file.txt``) unless the mention is quoted (``@"my fi`` → ``le.txt"``)."""
+    match = _TYPING.search(before)
+    if match is None:
+        return ""
+    quoted = match.group(1) is not None
+    partial = match.group(1) if quoted else match.group(2).replace("\\ ", " ")
+    options = complete(partial, roots)
+    if not options:
+        return ""
+    common = options[0]
+    for option in options[1:]:
+        while not option.startswith(common):
+            common = common[:-1]
+    target = common if len(common) > len(partial) else options[0]
+    rest = target[len(partial) :]
+    if quoted:
+        return rest + '"' if len(options) == 1 and not target.endswith("/") else rest
+    return rest.replace(" ", "\\ ")

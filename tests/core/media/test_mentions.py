@@ -11,7 +11,14 @@ from g3chat.core.engine.openai_wire import content_of
 from g3chat.core.errors import MediaError
 from g3chat.core.media import support, textfile
 from g3chat.core.media.attach import describe
-from g3chat.core.media.mentions import MentionRefused, attach_mentions, complete, find_mentions, roots_for
+from g3chat.core.media.mentions import (
+    MentionRefused,
+    attach_mentions,
+    complete,
+    find_mentions,
+    roots_for,
+    suggestion,
+)
 from g3chat.core.media.store import MediaStore
 from g3chat.core.prompt import GemmaTurnFormat, JinjaChatTemplate, render_text
 from g3chat.core.types import AttachmentPart, part_from_json, user
@@ -124,3 +131,16 @@ def test_completion_stays_inside_the_roots(work: Path, tmp_path: Path) -> None:
     assert complete("src/", roots) == ["src/app.py"]
     assert complete(".h", roots) == [".hidden"]
     assert complete("../", roots) == [] and complete(f"{tmp_path}/", roots) == []
+
+
+def test_the_suggestion_completes_the_mention_before_the_cursor(work: Path) -> None:
+    (work / "notebook").mkdir()
+    roots = roots_for(cwd=work)
+    assert suggestion("look at @no", roots) == "te"  # notes.md and notebook/ share "note"
+    assert suggestion("look at @note", roots) == "book/"  # no progress to share: the first, in order
+    assert suggestion("@notes", roots) == ".md"
+    assert suggestion("@src/a", roots) == "pp.py"
+    assert suggestion("@my", roots) == "\\ file.txt" and suggestion('@"my f', roots) == 'ile.txt"'
+    assert suggestion("@my\\ f", roots) == "ile.txt"
+    assert suggestion("me@no", roots) == "" and suggestion("@notes.md ", roots) == ""
+    assert suggestion("@zzz", roots) == "" and suggestion("@../", roots) == ""
