@@ -36,7 +36,7 @@ def collect_mentions(
 ) -> list[AttachmentPart]:
     """The files ``@path`` mentions in ``text`` name (confined to the working folder and ``tools.roots``);
     a cut text file is said on stderr. MentionRefused (exit 2) when one lies outside."""
-    from g3chat.core.media.mentions import attach_mentions, roots_for
+    from g3chat.core.mentions import attach_mentions, roots_for
 
     attached = attach_mentions(store, text, roots_for(roots_setting), max_chars=max_chars)
     for notice in attached.notices:

@@ -6,8 +6,9 @@ that ends a sentence is not part of it (``see @notes.md.``). Only an existing fi
 ``@decorator``, ``me@example.com`` and a folder stay plain text. A file must lie inside the folders the
 file tools may use (the working folder plus ``tools.roots``, :class:`~g3chat.core.tools.confine.Roots`):
 one outside is refused, with one line, before anything is attached. The mention stays in the message's
-text; images, audio and video are attached by type (:mod:`.attach`), anything else as a text file
-(:mod:`.textfile`).
+text; images, audio and video are attached by type (:mod:`g3chat.core.media.attach`), anything else as a
+text file (:mod:`g3chat.core.media.textfile`). (Here, not in media: media and tools know nothing of each
+other.)
 """
 
 from __future__ import annotations

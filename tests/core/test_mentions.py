@@ -11,7 +11,8 @@ from g3chat.core.engine.openai_wire import content_of
 from g3chat.core.errors import MediaError
 from g3chat.core.media import support, textfile
 from g3chat.core.media.attach import describe
-from g3chat.core.media.mentions import (
+from g3chat.core.media.store import MediaStore
+from g3chat.core.mentions import (
     MentionRefused,
     attach_mentions,
     complete,
@@ -19,7 +20,6 @@ from g3chat.core.media.mentions import (
     roots_for,
     suggestion,
 )
-from g3chat.core.media.store import MediaStore
 from g3chat.core.prompt import GemmaTurnFormat, JinjaChatTemplate, render_text
 from g3chat.core.types import AttachmentPart, part_from_json, user
 from tests.conftest import FIXTURES
