@@ -212,6 +212,14 @@ class ToolSettings(_Table):
         ),
     ] = ""
     mcp: Annotated[bool, Meta(description="Connect to the MCP servers listed in mcp.json.")] = True
+    at_file_chars: Annotated[
+        int,
+        Meta(
+            ge=100,
+            description="Characters of a text file that @path puts in a message; a longer file is cut, "
+            "with a notice.",
+        ),
+    ] = 12000
 
 
 class Settings(_Table):

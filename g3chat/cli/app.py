@@ -95,7 +95,9 @@ def root(
 @app.command()
 def ask(
     prompt: str | None = typer.Argument(
-        None, help="The question. Piped stdin is the prompt when this is absent, else context appended to it."
+        None,
+        help="The question; @path in it attaches that file (text, image, audio, video) from the working "
+        "folder or tools.roots. Piped stdin is the prompt when this is absent, else context appended to it.",
     ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="GGUF file (or configured model name); with --server, the server's model."

@@ -101,7 +101,7 @@ def run_ask(opts: AskOptions) -> int:
     prompt = compose(opts, read_prompt(opts.prompt, allow_empty=opts.has_attachments or opts.editor))
     if opts.mmproj and not Path(opts.mmproj).expanduser().exists():
         raise ModelFileError(f"{opts.mmproj}: no such projector file")  # before recording, not after
-    attachments = _attachments(runtime, opts)
+    attachments = _attachments(runtime, opts) + _mentioned(runtime, opts, prompt)
     needs_store = opts.save or opts.continue_last or opts.chat_id is not None
     store = runtime.open_store() if needs_store else None
     try:
@@ -123,6 +123,18 @@ def _attachments(runtime: Runtime, opts: AskOptions) -> list[AttachmentPart]:
         with sigint_cancels(stop):
             parts.append(record_mic(media, opts.seconds, stop))
     return parts
+
+
+def _mentioned(runtime: Runtime, opts: AskOptions, prompt: str) -> list[AttachmentPart]:
+    """Files named by ``@path`` in the prompt argument (piped stdin is content: its ``@`` stays text),
+    or in the whole prompt when it all came from stdin."""
+    text = opts.prompt if opts.prompt is not None else prompt
+    if "@" not in text:
+        return []
+    from g3chat.cli.attachments import collect_mentions
+
+    tools = runtime.settings.tools
+    return collect_mentions(runtime.media_store(), text, tools.roots, tools.at_file_chars)
 
 
 def _run(

@@ -1,4 +1,5 @@
-"""``ask``'s attachments: files from ``--image/--audio/--video`` and a recording from ``--mic``."""
+"""``ask``'s attachments: files from ``--image/--audio/--video``, ``@path`` mentions in the prompt and a
+recording from ``--mic``."""
 
 from __future__ import annotations
 
@@ -28,6 +29,19 @@ def collect_files(
     for kind, raw in requests:
         parts.extend(attach(store, AttachRequest(kind, clean_path(raw))))
     return parts
+
+
+def collect_mentions(
+    store: MediaStore, text: str, roots_setting: str, max_chars: int
+) -> list[AttachmentPart]:
+    """The files ``@path`` mentions in ``text`` name (confined to the working folder and ``tools.roots``);
+    a cut text file is said on stderr. MentionRefused (exit 2) when one lies outside."""
+    from g3chat.core.mentions import attach_mentions, roots_for
+
+    attached = attach_mentions(store, text, roots_for(roots_setting), max_chars=max_chars)
+    for notice in attached.notices:
+        sys.stderr.write(f"g3chat: note: {notice}\n")
+    return attached.parts
 
 
 def record_mic(store: MediaStore, seconds: float | None, stop: threading.Event) -> AttachmentPart:

@@ -11,7 +11,8 @@ Attachments travel the same way: each becomes a marker (private-use characters a
 no text a person typed can forge one) inside its message's content, and every marker in the rendered
 prompt becomes a *media segment* carrying the attachment; the engine turns media segments into the
 projector's chunks, or into a short text note when the model cannot take them. A message's attachments
-come before its text, as in Gemma's own prompts; a video frame is introduced by its time
+come before its text, as in Gemma's own prompts (a text file is no media segment: its text is written in
+as a fenced block); a video frame is introduced by its time
 (``clip.mp4 @ 0:03:``). Each media segment has a blank line on either side, written into the text
 around it, as Gemma3nProcessor (and Gemma3Processor) expands the chat template's one image or audio token
 into ``"\n\n<start_of_image>" + soft tokens + "<end_of_image>\n\n"``: the text before an image ends in
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from g3chat.core.media import textfile
 from g3chat.core.tools.protocol import message_text
 from g3chat.core.types import AttachmentPart, Message
 
@@ -108,13 +110,21 @@ def _blank_lines_around_media(segments: list[Segment]) -> list[Segment]:
 
 
 def content(message: Message, marks: MediaMarks | None = None) -> str:
-    """A message's text with its attachments' markers first (attachments are left out without marks);
-    the blank lines between them are added with the media segments (see _blank_lines_around_media)."""
+    """A message's text with its attachments' markers first (media are left out without marks), then its
+    text files as fenced blocks (see g3chat.core.media.textfile); the blank lines between media are added
+    with the media segments (see _blank_lines_around_media)."""
     text = message_text(message)
-    if marks is None or message.role == "system":
+    if message.role == "system":
+        return text
+    files = [textfile.block(p) for p in message.attachments if textfile.is_text(p)]
+    if files:
+        text = "\n\n".join([*files, text.strip()] if text.strip() else files)
+    if marks is None:
         return text
     media = []
     for part in message.attachments:
+        if textfile.is_text(part):
+            continue
         label = f"{part.label}:" if part.timestamp is not None else ""
         media.append(label + marks.mark(part))  # the blank lines around each come with its segment
     return "".join(media) + text.strip() if media else text

@@ -39,17 +39,21 @@ class OpaquePart:
         return dict(self.data)
 
 
-MediaKind = Literal["image", "audio"]
-MEDIA_KINDS: tuple[str, ...] = ("image", "audio")
+MediaKind = Literal["image", "audio", "text_file"]
+MEDIA_KINDS: tuple[str, ...] = ("image", "audio", "text_file")
 
 
 @dataclass(frozen=True)
 class AttachmentPart:
-    """An image or audio clip stored content-addressed in the data dir (see g3chat.core.media.store).
+    """An image, audio clip or text file stored content-addressed in the data dir (see
+    g3chat.core.media.store).
 
-    ``path`` is the stored file (normalized: RGB PNG/JPEG for images, 16 kHz mono 16-bit WAV for audio),
-    ``name`` the file name the user attached. A video attachment becomes one image part per sampled frame,
-    each with the video's name as ``source`` and the frame's time in seconds as ``timestamp``.
+    ``path`` is the stored file (normalized: RGB PNG/JPEG for images, 16 kHz mono 16-bit WAV for audio,
+    UTF-8 for text), ``name`` the file name the user attached. A video attachment becomes one image part
+    per sampled frame, each with the video's name as ``source`` and the frame's time in seconds as
+    ``timestamp``. A text file (``text_file``, from ``@path``; see g3chat.core.media.textfile) is read by
+    the model as text: ``chars`` is how many characters were kept, ``original_size`` the file's size in
+    bytes when it was cut.
     """
 
     kind: MediaKind
@@ -64,6 +68,8 @@ class AttachmentPart:
     duration_s: float | None = None
     source: str | None = None  # video frames: the video's file name ...
     timestamp: float | None = None  # ... and the frame's time in seconds
+    chars: int | None = None  # text files: characters kept ...
+    original_size: int | None = None  # ... and the file's size in bytes when it was cut
 
     @property
     def type(self) -> str:
@@ -100,7 +106,7 @@ class AttachmentPart:
 
 _ATTACHMENT_FIELDS = (
     "name", "mime", "path", "sha256", "size", "width", "height", "sample_rate", "duration_s", "source",
-    "timestamp",
+    "timestamp", "chars", "original_size",
 )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from g3chat.core.engine.base import MMPROJ_FIX, NO_AUDIO, NO_VISION, MediaProblem, ModelInfo
 from g3chat.core.errors import EngineError
+from g3chat.core.media.textfile import block
 from g3chat.core.types import (
     AttachmentPart,
     EngineEvent,
@@ -85,8 +86,14 @@ class FakeEngine:
         return self._info
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
-        media = sum(1 for m in messages for p in m.attachments if self.media_problem(p) is None)
-        return sum(len(m.text.split()) + 4 for m in messages) + media * self.tokens_per_media
+        media = sum(
+            1
+            for m in messages
+            for p in m.attachments
+            if p.kind != "text_file" and self.media_problem(p) is None
+        )
+        files = sum(len(block(p).split()) for m in messages for p in m.attachments if p.kind == "text_file")
+        return sum(len(m.text.split()) + 4 for m in messages) + media * self.tokens_per_media + files
 
     def media_problem(self, part: AttachmentPart) -> MediaProblem | None:
         if part.kind == "image" and not self.vision:

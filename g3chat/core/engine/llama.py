@@ -378,6 +378,8 @@ class LlamaCppEngine:
             return None  # e.g. the stored file was deleted: the model gets the note instead
 
     def media_problem(self, part: AttachmentPart) -> MediaProblem | None:
+        if part.kind == "text_file":  # written into the prompt as text
+            return None
         if part.kind == "audio" and self._hearing is not None:
             return self._hearing.problem
         if self._projector is not None:

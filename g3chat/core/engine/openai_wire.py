@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from g3chat.core.media import textfile
 from g3chat.core.tools.protocol import format_calls, format_result
 from g3chat.core.types import (
+    AttachmentPart,
     FinishReason,
     GenerationParams,
     Message,
@@ -32,10 +34,18 @@ def text_part(part: TextPart) -> dict[str, Any]:
     return {"type": "text", "text": part.text}
 
 
+def attachment_part(part: AttachmentPart) -> dict[str, Any] | None:
+    """A text file travels as its fenced block (as the local prompt has it); media are not sent yet."""
+    if textfile.is_text(part):
+        return {"type": "text", "text": f"{textfile.block(part)}\n\n"}
+    return None
+
+
 # type -> mapper. A mapper returning None drops the part (OpaquePart: never sent to a model).
 PART_MAPPERS: dict[type, Callable[[Any], dict[str, Any] | None]] = {
     TextPart: text_part,
     OpaquePart: lambda part: None,
+    AttachmentPart: attachment_part,
     # Tool calls and results from g3chat's own tool loop travel as the protocol text the model wrote/read.
     ToolCallPart: lambda part: {"type": "text", "text": f"\n{format_calls([part])}\n"},
     ToolResultPart: lambda part: {"type": "text", "text": f"\n{format_result(part)}\n"},

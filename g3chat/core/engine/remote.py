@@ -149,7 +149,9 @@ class RemoteEngine:
         return self._tokens.count(messages, self.model)
 
     def media_problem(self, part: AttachmentPart) -> MediaProblem | None:
-        """Attachments are not sent to servers yet (only text parts travel)."""
+        """Media are not sent to servers yet (text parts and text files travel)."""
+        if part.kind == "text_file":
+            return None
         return MediaProblem(
             "g3chat does not send attachments to a server yet", "use the local model with --mmproj for images"
         )

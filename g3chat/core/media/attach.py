@@ -107,7 +107,11 @@ def attach(
 
 
 def describe(part: AttachmentPart) -> str:
-    """A chip's text: ``cat.png 640×480``, ``note.wav 0:03``, ``clip.mp4 @ 0:02``."""
+    """A chip's text: ``cat.png 640×480``, ``note.wav 0:03``, ``clip.mp4 @ 0:02``, ``notes.md 1,234 chars``
+    (``… (cut)`` when a text file was longer than the cap)."""
+    if part.kind == "text_file":
+        cut = " (cut)" if part.original_size is not None else ""
+        return f"{part.label} {part.chars or 0:,} chars{cut}"
     if part.kind == "audio" and part.duration_s is not None:
         minutes, seconds = divmod(round(part.duration_s), 60)
         return f"{part.label} {minutes}:{seconds:02d}"

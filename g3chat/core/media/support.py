@@ -14,6 +14,8 @@ def problems(engine: Any, parts: Sequence[AttachmentPart]) -> list[tuple[Attachm
     check = getattr(engine, "media_problem", None)
     out = []
     for part in parts:
+        if part.kind == "text_file":  # read as text: every model takes it
+            continue
         problem = check(part) if check is not None else None
         if problem is not None:
             out.append((part, problem))
@@ -45,5 +47,8 @@ def check_sendable(engine: Any, message: Message) -> None:
 
 def token_cost(engine: Any, history: Sequence[Message], message: Message) -> int:
     """How many prompt tokens ``message``'s attachments add (what a video costs, before sending)."""
-    without = Message(message.role, tuple(p for p in message.parts if not isinstance(p, AttachmentPart)))
+    without = Message(
+        message.role,
+        tuple(p for p in message.parts if not isinstance(p, AttachmentPart) or p.kind == "text_file"),
+    )
     return engine.count_tokens([*history, message]) - engine.count_tokens([*history, without])

@@ -20,6 +20,7 @@ from textual.widgets import Footer, OptionList
 
 from g3chat.core.chat import post_question
 from g3chat.core.media.store import MediaStore
+from g3chat.core.mentions import roots_for
 from g3chat.core.roles import ROLE_KEY
 from g3chat.core.store import StoredMessage
 from g3chat.core.types import AttachmentPart, ToolCallPart, ToolResultPart, user
@@ -63,7 +64,14 @@ class ChatScreen(Screen[None]):
             yield ConversationList(id="sidebar")
             with Vertical(id="main"):
                 yield ChatView(id="chat")
-                yield AttachmentTray(MediaStore(self.g3.paths.media_dir()), self._advise, id="tray")
+                tools = self.g3.settings.tools
+                yield AttachmentTray(
+                    MediaStore(self.g3.paths.media_dir()),
+                    self._advise,
+                    roots=roots_for(tools.roots),
+                    at_file_chars=tools.at_file_chars,
+                    id="tray",
+                )
                 yield PromptInput(id="prompt")
         yield Footer()
 
@@ -84,6 +92,7 @@ class ChatScreen(Screen[None]):
         return self.query_one(AttachmentTray)
 
     async def on_mount(self) -> None:
+        self.prompt.complete_path = self.tray.suggest  # @path completion: the tray knows where it may read
         self.refresh_sidebar()
         self.g3.show_model_state()
         await self.open_conversation(self.g3.initial_conversation)
@@ -174,6 +183,10 @@ class ChatScreen(Screen[None]):
         text = taken.text
         if self.g3.is_generating(self.conversation_id):
             self.notify("Wait for the answer to finish, or press Esc to stop it.", severity="warning")
+            return
+        if not await self.tray.take_mentions(text):  # @path: attached now, or refused with nothing sent
+            if not self.prompt.text:
+                self.prompt.text = event.text
             return
         attachments = self.tray.take()
         if not text.strip() and not attachments:

@@ -42,7 +42,7 @@ class AttachmentChip(Horizontal):
         first = self.parts[0]
         if first.source is not None:
             return f"▶ {first.source} · {len(self.parts)} frames"
-        icon = "♪" if first.kind == "audio" else "▣"
+        icon = {"audio": "♪", "text_file": "≡"}.get(first.kind, "▣")
         label = f"{icon} {describe(first)}"
         if first.kind == "audio":
             try:

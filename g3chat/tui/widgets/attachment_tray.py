@@ -2,10 +2,12 @@
 microphone's record toggle with its live level meter while recording. Hidden while empty.
 
 The tray owns attaching: ``/image PATH``-style commands and typed or pasted paths (:meth:`take_commands`),
-the file picker, and the microphone. Files are prepared and stored (``g3chat.core.media``) in a thread, so a
-video being sampled never freezes the window; a file that cannot be attached is one notification and nothing
-is stored. What the loaded model can do with a file (why it cannot take it, what a video's frames cost) is
-asked of ``advise`` as the file is attached, before anything else can use the engine.
+``@path`` mentions in the message being sent (:meth:`take_mentions`, confined to ``roots``; :meth:`suggest`
+completes them in the message box), the file picker, and the microphone. Files are prepared and stored
+(``g3chat.core.media``) in a thread, so a video being sampled never freezes the window; a file that cannot
+be attached is one notification and nothing is stored. What the loaded model can do with a file (why it
+cannot take it, what a video's frames cost) is asked of ``advise`` as the file is attached, before anything
+else can use the engine.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from g3chat.core.errors import G3ChatError
 from g3chat.core.media.attach import AttachRequest, attach, parse_command, pasted_path
 from g3chat.core.media.mic import Level, Recorder
 from g3chat.core.media.store import MediaStore
+from g3chat.core.media.textfile import DEFAULT_MAX_CHARS
+from g3chat.core.mentions import attach_mentions, roots_for, suggestion
+from g3chat.core.tools.confine import Roots
 from g3chat.core.types import AttachmentPart
 from g3chat.tui.widgets.attachment_chips import AttachmentChips
 from g3chat.tui.widgets.attachment_previews import AttachmentPreviews
@@ -75,10 +80,20 @@ class AttachmentTray(Vertical):
     class PickerClosed(Message):
         """The file picker was closed (with a file or not): the message box may take the focus back."""
 
-    def __init__(self, media: MediaStore, advise: Advise | None = None, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        media: MediaStore,
+        advise: Advise | None = None,
+        *,
+        roots: Roots | None = None,
+        at_file_chars: int = DEFAULT_MAX_CHARS,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id, classes="-empty")
         self.media = media
         self.advise = advise
+        self.roots = roots or roots_for()  # where @path may read: the working folder and tools.roots
+        self.at_file_chars = at_file_chars
         self.record_hint = ""
         self.picker_folder: Path | None = None  # where the picker opens next: the last file's folder
 
@@ -157,6 +172,31 @@ class AttachmentTray(Vertical):
             return False
         self._add(parts)
         return True
+
+    async def take_mentions(self, text: str) -> bool:
+        """Attach the files ``@path`` names in ``text`` (in a thread), as chips, and say when a text file
+        was cut; False (one notification, nothing attached) when one is outside ``roots`` or unusable."""
+        if "@" not in text:
+            return True
+        try:
+            found = await asyncio.to_thread(
+                attach_mentions, self.media, text, self.roots, max_chars=self.at_file_chars
+            )
+        except G3ChatError as exc:
+            self._failed(str(exc))
+            return False
+        except OSError as exc:
+            self._failed(str(exc))
+            return False
+        if found.parts:
+            self._add(found.parts)
+        for notice in found.notices:
+            self.notify(notice, severity="warning", markup=False, timeout=10)
+        return True
+
+    def suggest(self, before: str) -> str:
+        """The completion of the ``@path`` that ``before`` (the text before the cursor) ends in."""
+        return suggestion(before, self.roots)
 
     def open_picker(self) -> None:
         """The file picker; the chosen file is attached."""

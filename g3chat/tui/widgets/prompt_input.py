@@ -1,10 +1,12 @@
 """The message box: multi-line; Enter sends, Ctrl+J (or Shift+Enter where the terminal reports it)
 inserts a line break, Ctrl+E opens the message in the user's editor and puts back what was saved. A paste
 that is exactly one existing media file (what dropping a file on a terminal types) becomes an attachment
-instead of text."""
+instead of text. While an ``@path`` is being typed, the rest of the path shows greyed after the cursor
+(TextArea's ``suggestion``); Tab or → takes it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from textual import events
@@ -34,6 +36,8 @@ class PromptInput(TextArea):
             self.request = request
 
     allow_empty = False  # Enter sends an empty message (set while attachments are waiting to go)
+    # The text before the cursor → what completes the @path it ends in ("" for none); the screen sets it.
+    complete_path: Callable[[str], str] | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
@@ -47,6 +51,26 @@ class PromptInput(TextArea):
             event.stop()
             event.prevent_default()
             self.action_submit()
+        elif event.key == "tab" and self.suggestion:
+            event.stop()
+            event.prevent_default()
+            self.insert(self.suggestion)
+
+    def update_suggestion(self) -> None:
+        """The completion of the ``@path`` before the cursor, when the cursor ends a word."""
+        start, end = self.selection
+        if self.complete_path is None or start != end:
+            self.suggestion = ""
+            return
+        row, column = end
+        line = self.document.get_line(row)
+        if "@" not in line[:column] or line[column : column + 1].strip():
+            self.suggestion = ""
+            return
+        self.suggestion = self.complete_path(line[:column])
+
+    def watch_selection(self) -> None:
+        self.update_suggestion()  # the cursor moved: complete where it is now
 
     # Textual awaits a handler's result only when it is awaitable: a plain method may replace the async one.
     def _on_paste(self, event: events.Paste) -> None:  # type: ignore[override]
