@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 
-from g3chat.core.importers.model import ImportedConversation, ImportedMessage, iso_time, one_line, tidy
+from g3chat.core.importers.model import ImportedConversation, ImportedMessage, iso_time, tidy
 from g3chat.core.types import Part, TextPart
 
 
@@ -75,8 +75,7 @@ def _conversation(
         )
         parent = messages[-1].key
     stamps = [m.created_at for m in messages if m.created_at]
-    first_prompt = next((m.parts[0] for m in messages if m.role == "user"), TextPart(""))
-    title = (head["name"] if head is not None else None) or one_line(getattr(first_prompt, "text", ""), 60)
+    title = (head["name"] if head is not None else None) or ""
     return ImportedConversation(
         source_id=source_id,
         title=title,

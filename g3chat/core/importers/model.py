@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from g3chat.core.chat import title_for
 from g3chat.core.types import Part, Role, TextPart
 
 
@@ -73,7 +74,8 @@ def one_line(text: str, limit: int = 80) -> str:
 
 
 def tidy(conversation: ImportedConversation) -> ImportedConversation:
-    """Drop empty messages and fold same-role continuations into their parent (see the module doc)."""
+    """Drop empty messages, fold same-role continuations into their parent (see the module doc), and
+    name an untitled conversation by its first question."""
     by_key = {m.key: m for m in conversation.messages}
     kept = {m.key for m in conversation.messages if any(_shows(p) for p in m.parts)}
 
@@ -113,6 +115,10 @@ def tidy(conversation: ImportedConversation) -> ImportedConversation:
     leaf = kept_parent(conversation.current)
     conversation.messages = list(out.values())
     conversation.current = rep[leaf] if leaf is not None else None
+    if not conversation.title.strip():  # untitled: named by how it starts, as g3chat names a new chat
+        first = next((m for m in conversation.messages if m.role == "user"), None)
+        text = "".join(p.text for p in first.parts if isinstance(p, TextPart)) if first else ""
+        conversation.title = title_for(text)
     return conversation
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import sqlite3
 
-from g3chat.core.importers.model import ImportedConversation, ImportedMessage, one_line, tidy
+from g3chat.core.importers.model import ImportedConversation, ImportedMessage, tidy
 from g3chat.core.types import Part, Role, TextPart
 
 USER_AUTHORS = ("user", "me")  # "me": oterm before 0.2
@@ -49,7 +49,7 @@ def read(db: sqlite3.Connection) -> list[ImportedConversation]:
             tidy(
                 ImportedConversation(
                     source_id=f"{chat['id']}:{fingerprint}",
-                    title=chat["name"] or one_line(rows[0]["text"] or "", 60),
+                    title=chat["name"] or "",
                     messages=messages,
                     current=messages[-1].key,
                     model=model,
