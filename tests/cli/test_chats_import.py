@@ -33,11 +33,12 @@ def test_json_summary(g3chat_home: Path, tmp_path: Path) -> None:
     proc = run_cli("chats", "import", "--json", str(fixture_file("llm-0.36.db.gz", tmp_path)))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["source"] == "llm" and summary["skipped"] == 0 and summary["messages"] == 12
+    assert summary["source"] == "llm" and summary["skipped"] == 0 and summary["messages"] == 14
     assert sorted((c["title"], c["messages"], c["branches"]) for c in summary["imported"]) == [
         ("Name a long river", 4, 1),
         ("Rivers flow downhill. Summarise", 2, 1),
         ("What is a river?", 6, 2),
+        ('{"prompt": "add 1 and 2", "tool…', 2, 1),
     ]
 
 

@@ -76,3 +76,15 @@ def test_a_malformed_conversation_names_itself(export: Path) -> None:
     export.write_text(json.dumps(data))
     with pytest.raises(InputError, match="conversation 2 is not in ChatGPT's format"):
         read_file(export)
+
+
+def test_a_parent_cycle_or_a_missing_parent_does_not_hang(export: Path) -> None:
+    data = json.loads(export.read_text())
+    mapping = data[1]["mapping"]
+    mapping["x"] = {"id": "x", "parent": "y", "children": ["y"], "message": None}
+    mapping["y"] = {"id": "y", "parent": "x", "children": ["x"], "message": None}
+    mapping["a"]["parent"] = "gone"  # an orphan becomes a root of its own
+    export.write_text(json.dumps(data))
+    haiku = read_file(export).conversations[1]
+    assert [(m.role, m.parent) for m in haiku.messages] == [("user", None), ("assistant", None)]
+    assert haiku.current == "a"

@@ -13,7 +13,8 @@ def test_llm_036_threads_forks_fragments_and_attachments(tmp_path: Path) -> None
     store = Store(":memory:")
     report = import_file(store, fixture_file("llm-0.36.db.gz", tmp_path))
     by_title = {c.title: c for c in report.imported}
-    assert set(by_title) == {"What is a river?", "Rivers flow downhill. Summarise", "Name a long river"}
+    assert len(by_title) == 4
+    assert {"What is a river?", "Rivers flow downhill. Summarise", "Name a long river"} < set(by_title)
 
     river = store.get_conversation(by_title["What is a river?"].conversation_id)
     assert by_title["What is a river?"].branches == 2 and river.system_prompt == "Be brief."
@@ -30,6 +31,19 @@ def test_llm_036_threads_forks_fragments_and_attachments(tmp_path: Path) -> None
     assert prompt[2].startswith("[attachment: image/png, ") and prompt[2].endswith(
         "pixel.png (not imported)]"
     )
+
+
+def test_tool_calls_and_reasoning(tmp_path: Path) -> None:
+    """A tool call, its result and the answer after it are one assistant message; reasoning is kept aside."""
+    store = Store(":memory:")
+    report = import_file(store, fixture_file("llm-0.36.db.gz", tmp_path))
+    tools = next(c for c in report.imported if c.title.startswith('{"prompt": "add 1 and 2"'))
+    question, answer = store.messages(tools.conversation_id)
+    blocks = answer.text.split("\n\n")
+    assert blocks[1:3] == ['[tool call: add({"a": 1, "b": 2})]', "[tool result from add: 3]"]
+    assert '"prompt": "add 1 and 2"' in blocks[0] and blocks[3].startswith("{")
+    assert "consider the prompt" not in answer.text and "consider the prompt" in answer.meta["reasoning"]
+    assert question.role == "user" and answer.model == "echo"
 
 
 def test_older_responses_in_the_same_file(tmp_path: Path) -> None:

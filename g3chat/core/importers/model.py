@@ -101,6 +101,10 @@ def tidy(conversation: ImportedConversation) -> ImportedConversation:
             _append(target.parts, m.parts)
             target.model = m.model or target.model
             target.completion_tokens = m.completion_tokens or target.completion_tokens
+            if m.meta.get("reasoning"):
+                target.meta["reasoning"] = "\n\n".join(
+                    filter(None, (target.meta.get("reasoning"), m.meta["reasoning"]))
+                )
             rep[key] = target.key
         else:
             parent_key = rep[parent] if parent is not None else None
