@@ -39,3 +39,15 @@ def test_another_store_with_the_same_chat_ids_is_imported_too(tmp_path: Path) ->
         )
     again = import_file(store, other)
     assert [c.title for c in again.imported] == ["Bonjour"] and len(again.skipped) == 1
+
+
+def test_oterm_09_authors_and_ollama_parameter_names(tmp_path: Path) -> None:
+    store = Store(":memory:")
+    report = import_file(store, fixture_file("oterm-0.9.db.gz", tmp_path))
+    assert [(c.title, c.messages) for c in report.imported] == [("Old times", 2)]
+    chat = store.get_conversation(report.imported[0].conversation_id)
+    assert chat.system_prompt == "Be nice." and chat.params == {"temperature": 0.2, "max_tokens": 32}
+    assert [(m.role, m.text) for m in store.messages(chat.id)] == [
+        ("user", "Hello from 2024"),
+        ("assistant", "Hello!"),
+    ]

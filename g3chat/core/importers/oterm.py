@@ -16,7 +16,7 @@ import sqlite3
 from g3chat.core.importers.model import ImportedConversation, ImportedMessage, tidy
 from g3chat.core.types import Part, Role, TextPart
 
-USER_AUTHORS = ("user", "me")  # "me": oterm before 0.2
+USER_AUTHORS = ("user", "me")  # oterm 0.9 wrote "me" and "ollama"
 
 
 def read(db: sqlite3.Connection) -> list[ImportedConversation]:
@@ -70,7 +70,7 @@ def _images(value: object) -> list[str]:
 
 
 def _params(value: object) -> dict[str, object]:
-    """The settings g3chat also has, under the same names: temperature, top_p, max_tokens."""
+    """The settings g3chat also has: temperature, top_p, max_tokens."""
     try:
         raw = json.loads(value) if isinstance(value, str) else {}
     except json.JSONDecodeError:
@@ -80,6 +80,7 @@ def _params(value: object) -> dict[str, object]:
     out: dict[str, object] = {
         k: raw[k] for k in ("temperature", "top_p") if isinstance(raw.get(k), (int, float))
     }
-    if type(raw.get("max_tokens")) is int:
-        out["max_tokens"] = raw["max_tokens"]
+    max_tokens = raw.get("max_tokens", raw.get("num_predict"))  # num_predict: Ollama's name (oterm < 0.15)
+    if type(max_tokens) is int and max_tokens > 0:
+        out["max_tokens"] = max_tokens
     return out
