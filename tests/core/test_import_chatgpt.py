@@ -11,6 +11,7 @@ import pytest
 from g3chat.core.errors import InputError
 from g3chat.core.importers import import_file, read_file
 from g3chat.core.store import Store
+from g3chat.core.types import TextPart
 from tests.fixtures.imports import fixture_file
 
 
@@ -61,13 +62,29 @@ def test_a_visible_system_message_is_the_system_prompt(export: Path) -> None:
     assert [m.role for m in store.all_messages(haiku)] == ["user", "assistant"]
 
 
-def test_the_export_zip(export: Path, tmp_path: Path) -> None:
+def test_the_export_zip_and_its_folder(export: Path, tmp_path: Path) -> None:
     archive = tmp_path / "chatgpt-export.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.write(export, "conversations.json")
         z.writestr("chat.html", "<html></html>")
     source = read_file(archive)
     assert source.kind == "chatgpt" and [c.title for c in source.conversations] == ["Picnic plans", "Haiku"]
+    folder = tmp_path / "unzipped"
+    folder.mkdir()
+    (folder / "conversations.json").write_bytes(export.read_bytes())
+    assert [c.title for c in read_file(folder).conversations] == ["Picnic plans", "Haiku"]
+
+
+def test_a_plugin_call_is_one_line(export: Path) -> None:
+    data = json.loads(export.read_text())
+    answer = data[1]["mapping"]["a"]["message"]
+    answer["recipient"] = "dalle.text2im"
+    answer["content"]["parts"] = ['{\n  "prompt": "a maple leaf",\n  "size": "1024x1024"\n}']
+    export.write_text(json.dumps(data))
+    haiku = read_file(export).conversations[1]
+    assert haiku.messages[1].parts[0] == TextPart(
+        '[call to dalle.text2im: { "prompt": "a maple leaf", "size": "1024x1024" }]'
+    )
 
 
 def test_a_malformed_conversation_names_itself(export: Path) -> None:

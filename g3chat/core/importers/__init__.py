@@ -1,9 +1,9 @@
 """Bring other chat programs' history into the store: ``g3chat chats import FILE``.
 
-:func:`read_file` looks at what the file is (not at its name): a ChatGPT data export (``conversations.json``
-or the export's zip), an ``llm`` ``logs.db`` (llm 0.36's threads and the older responses, both in one
-file), or oterm's ``store.db``. :func:`import_file` writes what it read in one transaction, skipping each
-conversation an earlier import already brought in.
+:func:`read_file` looks at what the file is (not at its name): a ChatGPT data export (``conversations.json``,
+the export's zip or its unzipped folder), an ``llm`` ``logs.db`` (llm 0.36's threads and the older
+responses, both in one file), or oterm's ``store.db``. :func:`import_file` writes what it read in one
+transaction, skipping each conversation an earlier import already brought in.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def import_file(store: Store, path: Path) -> ImportReport:
 
 
 def read_file(path: Path) -> ImportSource:
+    if path.is_dir() and (path / "conversations.json").is_file():  # ChatGPT's export, unzipped
+        path = path / "conversations.json"
     try:
         with path.open("rb") as f:
             head = f.read(len(SQLITE_MAGIC))

@@ -114,6 +114,9 @@ def _message(key: str, parent: str | None, raw: dict[str, Any] | None) -> Import
 
 def _text(kind: str, content: dict[str, Any], raw: dict[str, Any]) -> str:
     """A message's content as text: text parts as they are, anything else as one bracketed line."""
+    recipient = raw.get("recipient")
+    if kind == "text" and recipient not in (None, "all"):  # a plugin or tool call: its arguments
+        return f"[call to {recipient}: {one_line(''.join(str(p) for p in content.get('parts') or []))}]"
     if kind in ("text", "multimodal_text"):
         return "\n\n".join(_part_text(p) for p in content.get("parts") or [] if p not in ("", None))
     text = str(content.get("text") or "")
