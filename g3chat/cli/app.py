@@ -242,7 +242,7 @@ def chats_rm(
 @chats_app.command("import")
 def chats_import(
     file: Path = typer.Argument(
-        ..., help="ChatGPT's conversations.json (or the export's zip), an llm logs.db or an oterm store.db."
+        ..., help="ChatGPT's conversations.json (or export zip or folder), an llm logs.db, an oterm store.db."
     ),
     json_output: bool = typer.Option(False, "--json", help="One JSON object: what was imported."),
 ) -> None:

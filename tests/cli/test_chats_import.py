@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from g3chat.core.store import Store
 from tests.conftest import run_cli
 from tests.fixtures.imports import fixture_file
@@ -52,3 +54,20 @@ def test_not_a_history_file_is_one_line_exit_2(g3chat_home: Path, tmp_path: Path
         assert proc.returncode == 2 and proc.stdout == "", proc.stderr
         assert proc.stderr.startswith(f"g3chat: {path}: ") and len(proc.stderr.splitlines()) == 1
     assert Store(history).list_conversations() == []
+
+
+@pytest.mark.model
+def test_an_imported_conversation_continues_on_its_current_branch(
+    cli_env: dict[str, str], g3chat_home: Path, tmp_path: Path
+) -> None:
+    assert (
+        run_cli("chats", "import", str(fixture_file("chatgpt-conversations.json", tmp_path))).returncode == 0
+    )
+    store = Store(g3chat_home / "data" / "history.db")
+    leaf = store.get_conversation(1).current_leaf
+    proc = run_cli("ask", "--json", "-n", "1", "--chat", "1", "And drinks?", env=cli_env)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["conversation_id"] == 1 and answer["usage"]["prompt_tokens"] > 40  # the history went along
+    branch = store.messages(1)
+    assert [m.text for m in branch[-2:-1]] == ["And drinks?"] and branch[-3].id == leaf
