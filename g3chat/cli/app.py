@@ -16,7 +16,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 chats_app = typer.Typer(
-    help="List, show, export and delete saved conversations.", no_args_is_help=True, rich_markup_mode=None
+    help="List, show, export, import and delete saved conversations.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 config_app = typer.Typer(
     help="Where the config file lives and what it says.", no_args_is_help=True, rich_markup_mode=None
@@ -257,6 +259,19 @@ def chats_rm(
     from g3chat.cli import chats
 
     chats.remove_chats(chat_ids, yes)
+
+
+@chats_app.command("import")
+def chats_import(
+    file: Path = typer.Argument(
+        ..., help="ChatGPT's conversations.json (or export zip or folder), an llm logs.db, an oterm store.db."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object: what was imported."),
+) -> None:
+    """Import conversations from ChatGPT, llm or oterm (read from the file); importing again adds nothing."""
+    from g3chat.cli import chats
+
+    chats.import_chats(file, json_output)
 
 
 @config_app.command("path")

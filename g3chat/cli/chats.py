@@ -1,4 +1,4 @@
-"""``g3chat chats``: list, show, export and delete saved conversations."""
+"""``g3chat chats``: list, show, export, import and delete saved conversations."""
 
 from __future__ import annotations
 
@@ -103,3 +103,24 @@ def remove_chats(chat_ids: list[int], yes: bool) -> None:
         for c in conversations:
             store.delete_conversation(c.id)
             sys.stderr.write(f"deleted conversation {c.id} ({c.title or 'untitled'})\n")
+
+
+def import_chats(path: Path, json_output: bool) -> None:
+    from g3chat.core.importers import read_file, write
+
+    source = read_file(path)  # a file that is not history fails here, before the history is opened
+    with Runtime.from_env().open_store() as store:
+        report = write(store, source)
+    if json_output:
+        sys.stdout.write(json.dumps({"file": str(path), **report.to_json()}, ensure_ascii=False) + "\n")
+        return
+    for c in report.imported:
+        branches = f", {c.branches} branches" if c.branches > 1 else ""
+        sys.stdout.write(
+            f"imported {c.conversation_id}: {c.title or '(untitled)'} ({c.messages} messages{branches})\n"
+        )
+    already = f"; {len(report.skipped)} imported before" if report.skipped else ""
+    count = len(report.imported)
+    sys.stdout.write(
+        f"{count} conversation{'' if count == 1 else 's'} imported from {report.label} {path}{already}\n"
+    )

@@ -152,8 +152,20 @@ def _migration_2(db: sqlite3.Connection) -> None:
     db.execute(f"INSERT INTO message_fts (rowid, body) SELECT id, {_TEXT_OF.format('content')} FROM messages")
 
 
+def _migration_3(db: sqlite3.Connection) -> None:
+    """What ``g3chat chats import`` brought in: one row per source conversation, so a second import of the
+    same file adds nothing. Deleting the conversation forgets the row (importing again restores it)."""
+    db.execute(
+        "CREATE TABLE imports ("
+        " source TEXT NOT NULL, source_id TEXT NOT NULL,"
+        " conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+        " imported_at TEXT NOT NULL, PRIMARY KEY (source, source_id))"
+    )
+    db.execute("CREATE INDEX imports_by_conversation ON imports(conversation_id)")
+
+
 # Ordered migrations: MIGRATIONS[n] upgrades a database at user_version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -163,6 +175,7 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._tx_depth = 0
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -190,7 +203,15 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._tx_depth:  # inside transaction(): the outer transaction commits or rolls back
+                self._tx_depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._tx_depth -= 1
+                return
             self._db.execute("BEGIN IMMEDIATE")
+            self._tx_depth = 1
             try:
                 yield self._db
             except BaseException:
@@ -198,6 +219,14 @@ class Store:
                 raise
             else:
                 self._db.execute("COMMIT")
+            finally:
+                self._tx_depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group many calls into one transaction: all of them are kept, or (on an exception) none."""
+        with self._tx():
+            yield
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -244,13 +273,16 @@ class Store:
         model: str | None = None,
         system_prompt: str = "",
         params: dict[str, Any] | None = None,
+        created_at: str | None = None,
+        updated_at: str | None = None,
     ) -> Conversation:
-        now = _now()
+        """A new conversation; ``created_at``, ``updated_at`` (ISO 8601, UTC: imports) default to now."""
+        created = created_at or _now()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO conversations (title, created_at, updated_at, model, system_prompt, params) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (title, now, now, model, system_prompt, json.dumps(params or {})),
+                (title, created, updated_at or created, model, system_prompt, json.dumps(params or {})),
             )
             conversation_id = int(cur.lastrowid or 0)
         return self.get_conversation(conversation_id)
@@ -328,15 +360,19 @@ class Store:
         completion_tokens: int | None = None,
         error: str | None = None,
         meta: dict[str, Any] | None = None,
+        created_at: str | None = None,
     ) -> StoredMessage:
-        """Append a message (by default under the conversation's current leaf) and make it the leaf."""
+        """Append a message (by default under the conversation's current leaf) and make it the leaf.
+
+        ``created_at`` (imports) keeps a past time: the conversation's updated time then only moves forward.
+        """
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
         if isinstance(parts, str):
             parts = (TextPart(parts),)
         conversation = self.get_conversation(conversation_id)
         parent = conversation.current_leaf if parent_id is _CURRENT_LEAF else parent_id
-        now = _now()
+        now = created_at or _now()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, parent_id, role, content, model, created_at, status, "
@@ -357,7 +393,7 @@ class Store:
             )
             message_id = int(cur.lastrowid or 0)
             db.execute(
-                "UPDATE conversations SET current_leaf = ?, updated_at = ? WHERE id = ?",
+                "UPDATE conversations SET current_leaf = ?, updated_at = max(updated_at, ?) WHERE id = ?",
                 (message_id, now, conversation_id),
             )
         return self.get_message(message_id)
@@ -505,6 +541,22 @@ class Store:
             if len(ids) > 1
             for index, mid in enumerate(ids)
         }
+
+    # -------------------------------------------------------------------------------------- imports
+
+    def imported_conversation(self, source: str, source_id: str) -> int | None:
+        """The conversation an earlier import made from ``source_id`` of ``source``, if it is still here."""
+        rows = self._query(
+            "SELECT conversation_id FROM imports WHERE source = ? AND source_id = ?", (source, source_id)
+        )
+        return int(rows[0][0]) if rows else None
+
+    def record_import(self, source: str, source_id: str, conversation_id: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO imports (source, source_id, conversation_id, imported_at) VALUES (?, ?, ?, ?)",
+                (source, source_id, conversation_id, _now()),
+            )
 
     # --------------------------------------------------------------------------------------- search
 
