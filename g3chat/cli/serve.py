@@ -123,6 +123,8 @@ def run_serve(opts: ServeOptions) -> int:
     worker.start()
     try:
         server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it handled: the server stopped as asked
+        pass
     finally:
         worker.stop()
         # Free the model while Python is whole: llama.cpp logs as it frees, through g3chat's log callback,

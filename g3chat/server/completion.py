@@ -37,6 +37,7 @@ class Done:
     finish_reason: str
     reason: str  # stop, length, cancelled, error
     error: str | None = None
+    completion_tokens: int = 0
 
 
 def _not_run(arguments: dict[str, Any]) -> Any:
@@ -113,7 +114,8 @@ class Completion:
         if result.usage is not None:
             yield result.usage
         finish = "tool_calls" if self.calls else _FINISH.get(reason, "stop")
-        yield Done(finish, reason, result.error)
+        tokens = result.usage.completion_tokens if result.usage is not None else 0
+        yield Done(finish, reason, result.error, tokens)
 
     def _calls(self, raw: str) -> list[ToolCallPart]:
         """The calls in the answer, each with a new id; a call with arguments the schema rejects is left

@@ -120,8 +120,7 @@ def _number(body: Mapping[str, Any], name: str, low: float, high: float | None, 
     value = body.get(name)
     if value is None:
         return None
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise bad(f"{name} must be {'an integer' if integer else 'a number'}", name)
     if value < low or (high is not None and value > high):
         upper = f" and at most {high}" if high is not None else ""

@@ -5,16 +5,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from g3chat.core.engine.base import Engine
+from g3chat.core.engine.base import Engine, ModelInfo
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import GenerationParams
-from g3chat.server.app import Server, ServerConfig
+from g3chat.server.app import MAX_BODY, Server, ServerConfig
 from g3chat.server.media import MediaReader
 from g3chat.server.worker import EngineWorker
 from tests.fixtures.llama_server import free_port
@@ -34,15 +34,23 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(engine: Engine, media_dir: Path, *, api_key: str | None = API_KEY) -> Iterator[Served]:
+def serving(
+    engine: Engine,
+    media_dir: Path,
+    *,
+    api_key: str | None = API_KEY,
+    load: Callable[[], ModelInfo] | None = None,
+    max_body: int = MAX_BODY,
+) -> Iterator[Served]:
     import uvicorn
 
-    worker = EngineWorker(engine)
+    worker = EngineWorker(engine, load=load)
     config = ServerConfig(
         model=MODEL,
         api_key=api_key,
         defaults=GenerationParams(temperature=0),
         media=MediaReader(MediaStore(media_dir)),
+        max_body=max_body,
     )
     port = free_port()
     server = uvicorn.Server(
