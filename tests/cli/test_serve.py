@@ -1,4 +1,4 @@
-"""`g3chat serve` as a user runs it: the local test model behind the OpenAI wire, used by g3chat's RemoteEngine."""
+"""`g3chat serve` as a user runs it: the test model behind the OpenAI wire, used by g3chat's RemoteEngine."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
-import time
 
 import httpx2 as httpx
 import pytest

@@ -4,7 +4,6 @@ through Gemma 3n's audio path (the tiny model and its converter-made audio weigh
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

@@ -24,6 +24,10 @@ WEATHER = {
 }
 
 
+def wire_call(call_id: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+
+
 def parse(**body: Any) -> Any:
     body.setdefault("messages", [{"role": "user", "content": "hi"}])
     return parse_request(body, DEFAULTS)
@@ -43,17 +47,14 @@ def test_roles_and_tool_messages_become_gemmas_turns() -> None:
             {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-                    {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
-                ],
+                "tool_calls": [wire_call("c1", '{"city": "Paris"}'), wire_call("c2", '{"city": "Rome"}')],
             },
             {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
             {"role": "tool", "tool_call_id": "c2", "content": "rain"},
         ],
         tools=[WEATHER],
     )  # fmt: skip
-    system, question, calls, results = request.messages
+    system, _, calls, results = request.messages
     assert (system.role, system.text) == ("system", "Be brief.")
     assert calls.parts == (
         ToolCallPart("c1", "get_weather", {"city": "Paris"}),
@@ -147,17 +148,10 @@ def test_a_remembered_answer_renders_as_it_was_generated() -> None:
     raw = '```tool_code\n{"name":"get_weather","parameters":{"city":"Paris"}}\n```'
     memory.remember("", [call], raw, [5, 6, 7])
     memory.remember("Hello there", [], "Hello there", [1, 2])
-    sent_back = {
-        "role": "assistant",
-        "tool_calls": [
-            {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-        ],
-    }  # fmt: skip
-    request = parse_request(
-        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Hello there"}, sent_back]},
-        DEFAULTS,
-        memory=memory,
-    )  # fmt: skip
+    paris = wire_call("call_9", '{"city": "Paris"}')
+    sent_back: dict[str, Any] = {"role": "assistant", "tool_calls": [paris]}
+    earlier = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Hello there"}, sent_back]
+    request = parse_request({"messages": earlier}, DEFAULTS, memory=memory)
     text, calls = request.messages[1], request.messages[2]
     assert text == Message("assistant", (TextPart("Hello there"),)) and text.tokens == (1, 2)
     assert message_text(calls) == raw and calls.tokens == (5, 6, 7)
