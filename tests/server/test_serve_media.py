@@ -34,9 +34,8 @@ def ask(url: str, content: list[dict[str, Any]]) -> Any:
     from openai import OpenAI
 
     with OpenAI(base_url=url, api_key=API_KEY, max_retries=0, timeout=120) as client:
-        return client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": content}], max_tokens=1, temperature=0
-        )
+        messages: Any = [{"role": "user", "content": content}]
+        return client.chat.completions.create(model=MODEL, messages=messages, max_tokens=1, temperature=0)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,10 @@ def test_an_image_as_a_data_url_and_as_a_file(vision: LlamaCppEngine, tmp_path: 
     data = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
     with serving(vision, tmp_path / "media") as srv:
         for url in (data, path.as_uri()):
-            content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": TEXT}]
+            content: list[dict[str, Any]] = [
+                {"type": "image_url", "image_url": {"url": url}},
+                {"type": "text", "text": TEXT},
+            ]
             answer = ask(srv.url, content)
             # the picture's soft tokens (256 for Gemma 3n) are in the prompt the engine evaluated
             assert answer.usage.prompt_tokens == expected
@@ -89,7 +91,7 @@ def test_input_audio_is_heard_through_gemma_3ns_audio_path(tmp_path: Path) -> No
         expected = engine.count_tokens([user(TEXT, [part])])
         assert expected > engine.count_tokens([user(TEXT)])
         with serving(engine, tmp_path / "media") as srv:
-            content = [
+            content: list[dict[str, Any]] = [
                 {"type": "input_audio", "input_audio": {"data": clip, "format": "wav"}},
                 {"type": "text", "text": TEXT},
             ]

@@ -41,7 +41,8 @@ FORCED = {"type": "function", "function": {"name": "get_weather"}}
 def assembled(stream: Any) -> tuple[str, dict[int, dict[str, str]], str | None, Any]:
     """What a client assembles from a stream, as the openai client's own helpers do: text, calls by index
     (id, name and arguments concatenated over the deltas), the finish reason and the usage."""
-    text, calls, finish, usage = "", {}, None, None
+    calls: dict[int, dict[str, str]] = {}
+    text, finish, usage = "", None, None
     for chunk in stream:
         usage = chunk.usage or usage
         for choice in chunk.choices:
