@@ -251,6 +251,7 @@ def test_a_client_that_disconnects_stops_the_generation(served: Served) -> None:
     deadline = time.monotonic() + 10
     while len(served.worker.done) == before and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert len(served.worker.done) > before, "the generation went on after the client had left"
     done = served.worker.done[-1]
     assert isinstance(done, Done) and done.reason == "cancelled"
     assert done.completion_tokens < 100
