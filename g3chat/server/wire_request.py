@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from g3chat.core.tools.model import NAME_RE
 from g3chat.core.types import (
     AttachmentPart,
     GenerationParams,
@@ -177,8 +178,11 @@ def parse_tools(raw: Any) -> list[FunctionTool]:
         ):
             raise bad('each tool must be {"type": "function", "function": {...}}', f"tools[{i}]")
         name = function.get("name")
-        if not isinstance(name, str) or not name:
-            raise bad("a function needs a name", f"tools[{i}].function.name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise bad(
+                "a function needs a name of letters, digits, _ . - (64 at most, not starting with a digit)",
+                f"tools[{i}].function.name",
+            )
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
         if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object":
             raise bad("parameters must be a JSON schema of type object", f"tools[{i}].function.parameters")

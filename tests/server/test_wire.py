@@ -95,6 +95,7 @@ def test_sampling_parameters_override_the_defaults() -> None:
         ),
         ({"tool_choice": "required"}, "tool_choice"),
         ({"response_format": {"type": "xml"}}, "response_format"),
+        ({"tools": [{"type": "function", "function": {"name": "9 lives"}}]}, "tools[0].function.name"),
     ],
 )
 def test_bad_requests_name_the_parameter(body: dict[str, Any], param: str) -> None:
@@ -161,3 +162,19 @@ def test_a_remembered_answer_renders_as_it_was_generated() -> None:
     assert changed.tokens is None and changed.parts == (
         ToolCallPart("call_9", "get_weather", {"city": "Rome"}),
     )
+
+
+def test_the_wire_mapping_is_headless() -> None:
+    """The mapping and the completion import neither the web stack nor a UI: they are tested on their own."""
+    import subprocess
+    import sys
+
+    modules = ["wire_request", "wire_response", "memory", "media", "completion", "worker"]
+    stacks = ("starlette", "uvicorn", "fastapi", "textual", "rich")
+    code = (
+        "import sys\n"
+        + "".join(f"import g3chat.server.{m}\n" for m in modules)
+        + f"print(sorted(m for m in {stacks!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
