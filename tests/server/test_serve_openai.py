@@ -186,6 +186,21 @@ def test_a_resent_conversation_evaluates_only_its_new_tokens(client: Any) -> Non
     assert evaluated < third.prompt_tokens // 3
 
 
+def test_the_shared_preamble_is_restored_not_evaluated(client: Any) -> None:
+    """A new conversation with the system prompt and tools of an earlier one, after another conversation
+    took the KV cache: the preamble (system prompt and the tools' description) comes back from the state
+    cache."""
+    system = {"role": "system", "content": "You are terse. Answer in one word."}
+    request: dict[str, Any] = dict(model=MODEL, tools=[TIME], max_tokens=1, temperature=0)
+    first = client.chat.completions.create(messages=[system, {"role": "user", "content": "Hi?"}], **request)
+    other = [{"role": "user", "content": "Something else entirely."}]
+    client.chat.completions.create(model=MODEL, messages=other, max_tokens=1, temperature=0)
+    again = [system, {"role": "user", "content": "Where is Oslo?"}]
+    usage = client.chat.completions.create(messages=again, **request).usage
+    assert usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 8
+    assert usage.prompt_tokens - usage.prompt_tokens_details.cached_tokens < 16
+
+
 def test_two_clients_at_once_queue_on_the_one_engine(served: Served, client: Any) -> None:
     prompts = ["Name a colour.", "Name a city."]
     expected = [
