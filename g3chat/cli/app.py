@@ -343,6 +343,12 @@ def serve(
     api_key_env: str | None = typer.Option(
         None, "--api-key-env", metavar="NAME", help="Require the API key held in this environment variable."
     ),
+    mmproj: str | None = typer.Option(
+        None, "--mmproj", metavar="PATH", help="The model's projector GGUF, for images (and audio)."
+    ),
+    allow_fetch: bool = typer.Option(
+        False, "--allow-fetch", help="Let image_url parts fetch http(s) URLs (default: data: URLs and files)."
+    ),
     verbose: bool = VERBOSE,
 ) -> int:
     """Serve the local model as an OpenAI-compatible endpoint (http://127.0.0.1:8080/v1) for other tools."""
@@ -356,6 +362,8 @@ def serve(
             ctx=ctx,
             threads=threads,
             api_key_env=api_key_env,
+            mmproj=mmproj,
+            allow_fetch=allow_fetch,
             verbose=verbose,
         )
     )

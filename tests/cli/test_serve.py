@@ -1,4 +1,4 @@
-"""`g3chat serve`: the local test model as an OpenAI-compatible endpoint, used by g3chat's RemoteEngine."""
+"""`g3chat serve` as a user runs it: the test model behind the OpenAI wire, used by g3chat's RemoteEngine."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 import pytest
 
-from g3chat.cli.serve import gemma_prompt, messages_from_openai
 from g3chat.core.engine.remote import RemoteEngine
-from g3chat.core.prompt import GemmaTurnFormat, render_text
 from g3chat.core.types import GenerationParams, TextDelta, system, user
 from tests.conftest import REPO, run_cli
-from tests.fixtures.llama_server import free_port, stop, wait_until_ready
+from tests.fixtures.llama_server import free_port, stop
 
 pytestmark = pytest.mark.model
 
@@ -46,7 +44,15 @@ def served(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        wait_until_ready(url, process, log, None)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # /health answers 503 until the model has loaded
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url.removesuffix('/v1')}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
         yield url, log
     finally:
         if process.poll() is None:
@@ -57,7 +63,7 @@ def served(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                 stop(process)
 
 
-def test_serves_the_model_in_gemmas_turn_format(served: tuple[str, Path], engine) -> None:
+def test_serves_the_model_through_g3chats_engine(served: tuple[str, Path], engine) -> None:
     url, log = served
     messages = [system("Be brief."), user("Name a colour.")]
     answer = httpx.post(
@@ -73,7 +79,7 @@ def test_serves_the_model_in_gemmas_turn_format(served: tuple[str, Path], engine
         timeout=120,
     ).json()
     # The prompt the server evaluated is token for token the one g3chat's own engine builds (system prompt
-    # folded into the first user turn): llama-cpp-python's own "gemma" format would drop the system prompt.
+    # folded into the first user turn).
     assert answer["usage"]["prompt_tokens"] == engine.count_tokens(messages)
     text = log.read_text()
     assert f"serving {Path(engine.model_path).name} at {url}" in text
@@ -108,14 +114,3 @@ def test_port_in_use_is_one_line(cli_env: dict[str, str]) -> None:
 def test_missing_model_is_one_line(cli_env: dict[str, str], tmp_path: Path) -> None:
     proc = run_cli("serve", "--model", str(tmp_path / "nope.gguf"), env=cli_env)
     assert proc.returncode == 2 and "no such file" in proc.stderr
-
-
-def test_openai_content_parts_are_read_as_text() -> None:
-    items: list[dict[str, Any]] = [
-        {"role": "system", "content": "S"},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]},
-        {"role": "tool", "content": "ignored"},
-    ]
-    assert [(m.role, m.text) for m in messages_from_openai(items)] == [("system", "S"), ("user", "a")]
-    expected = render_text(GemmaTurnFormat(bos_text="").segments([system("S"), user("a")]))
-    assert gemma_prompt(items) == expected and expected.startswith("<start_of_turn>user\nS\n\na")
