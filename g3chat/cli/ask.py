@@ -129,15 +129,27 @@ def run_ask(opts: AskOptions) -> int:
 def _attachments(runtime: Runtime, opts: AskOptions) -> list[AttachmentPart]:
     if not opts.has_attachments:
         return []
-    from g3chat.cli.attachments import collect_files, record_mic
+    from g3chat.cli.attachments import check_microphone, collect_files
 
-    media = runtime.media_store()
-    parts = collect_files(media, opts.images, opts.audio, opts.videos)
+    parts = collect_files(runtime.media_store(), opts.images, opts.audio, opts.videos)
     if opts.mic:
-        stop = threading.Event()
-        with sigint_cancels(stop):
-            parts.append(record_mic(media, opts.seconds, stop))
+        check_microphone()  # recorded once the model is loaded: it listens while the user speaks
     return parts
+
+
+def _record(
+    runtime: Runtime,
+    engine: Any,
+    history: list[Message],
+    prompt: str,
+    opts: AskOptions,
+    files: list[AttachmentPart],
+) -> AttachmentPart:
+    from g3chat.cli.attachments import record_heard
+
+    stop = threading.Event()
+    with sigint_cancels(stop):
+        return record_heard(runtime.media_store(), opts.seconds, stop, engine, history, prompt, files)
 
 
 def _run(
@@ -206,6 +218,12 @@ def _answer(
     elif system_prompt.strip():
         history = [Message.text_message("system", system_prompt)]
 
+    if opts.mic:
+        try:
+            attachments = [*attachments, _record(runtime, engine, history, prompt, opts, attachments)]
+        except BaseException:
+            engine.close()
+            raise
     question = user(prompt, attachments)
     if opts.save and store is not None:
         saved = post_question(  # committed before generation starts
