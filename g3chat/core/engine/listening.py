@@ -39,6 +39,9 @@ from g3chat.core.errors import EngineError, InputError
 from g3chat.core.types import AttachmentPart, Message
 
 _END, _CANCEL = "end", "cancel"
+# Samples read at a time at least (0.5 s): each read streams the tower's weights (2.7 GB for E2B) and the
+# model's through memory once, whatever the number of rows; fewer, larger reads keep up on two cores.
+READ_AT_LEAST = 8_000
 
 
 def can_listen(engine: Any) -> bool:
@@ -112,23 +115,29 @@ class Listener:
             self._begin()
         except BaseException as exc:  # reported by finish()
             self.error = exc
-        while True:
+        pending: list[np.ndarray] = []
+        control: tuple[str, Any] | None = None
+        while control is None:
             item = self._queue.get()
-            batch = [item]
-            while not isinstance(batch[-1], tuple):
+            while True:  # what queued meanwhile is read with it
+                if isinstance(item, tuple):
+                    control = item
+                    break
+                pending.append(item)
                 try:
-                    batch.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            blocks = [b for b in batch if not isinstance(b, tuple)]
-            if blocks and self.error is None:
+            n_pending = sum(len(p) for p in pending)
+            if control is not None and control[0] == _CANCEL:
+                break
+            if pending and self.error is None and (control is not None or n_pending >= READ_AT_LEAST):
                 try:
-                    self._read(np.concatenate(blocks))
+                    self._read(np.concatenate(pending))
                 except BaseException as exc:
                     self.error = exc
-            if isinstance(batch[-1], tuple):
-                break
-        kind, part = batch[-1]
+                pending = []
+        kind, part = control
         if kind == _END and self.error is None:
             try:
                 self._end(part)

@@ -6,6 +6,7 @@ encoded afresh from the stored WAV (test_audio_engine.py checks that path agains
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,9 +88,12 @@ def test_cancelling_discards_what_was_read(engine: LlamaCppEngine, store: MediaS
     live = live_part()
     listener = Listener(engine, [*history, user("the keeper", [live])], live)
     listener.feed(as_int16(speech_clip()))
+    deadline = time.monotonic() + 30
+    while listener.rows_read == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert listener.rows_read > 0  # it has read the clip's first soft tokens
     listener.feed(np.zeros(4000, np.int16))
     listener.cancel()
-    assert listener.rows_read > 0  # it had read the clip's first soft tokens
     after = engine.cached_tokens()
     assert 0 < len(after) <= len(before) and after == before[: len(after)]  # the history's shared part
     assert all(t >= 0 for t in after)  # and nothing of the clip
