@@ -30,15 +30,15 @@ from _models import MODEL_HELP, resolve_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/fixtures: weights, the capture
 
-from g3chat.core.audio.config import AudioConfig  # noqa: E402
-from g3chat.core.audio.encoder import AudioEncoder  # noqa: E402
-from g3chat.core.engine.kv import KVSession  # noqa: E402
-from g3chat.core.engine.listening import Listener, live_part  # noqa: E402
-from g3chat.core.engine.llama import LlamaCppEngine  # noqa: E402
-from g3chat.core.media.audio import audio_part, wav_bytes  # noqa: E402
-from g3chat.core.media.mic import Recorder  # noqa: E402
-from g3chat.core.media.store import MediaStore  # noqa: E402
-from g3chat.core.types import Finished, GenerationParams, TextDelta, Usage, user  # noqa: E402
+from g3chat.core.audio.config import AudioConfig
+from g3chat.core.audio.encoder import AudioEncoder
+from g3chat.core.engine.kv import KVSession
+from g3chat.core.engine.listening import Listener, live_part
+from g3chat.core.engine.llama import LlamaCppEngine
+from g3chat.core.media.audio import audio_part, wav_bytes
+from g3chat.core.media.mic import Recorder
+from g3chat.core.media.store import MediaStore
+from g3chat.core.types import Finished, GenerationParams, TextDelta, Usage, user
 
 QUESTION = "What is said in this recording? Answer in one sentence."
 ONE_TOKEN = GenerationParams(temperature=0, max_tokens=1)
