@@ -113,9 +113,14 @@ def listening(engine: LlamaCppEngine, store: MediaStore, seconds: float) -> tupl
     listener = Listener(engine, [user(QUESTION, [live])], live)
     samples = record(seconds, listener.feed)
     started = time.perf_counter()
+    read, queued = listener.rows_read, listener._queue.qsize()
     part = audio_part(store, samples, "recording.wav")
     listener.finish(part)
-    return first_token(engine, [user(QUESTION, [part])], started)
+    finished = time.perf_counter() - started
+    took, evaluated = first_token(engine, [user(QUESTION, [part])], started)
+    print(f"  {'':>9}  at the end: {read} rows read, {queued} blocks queued; {listener.rows_read - read} "
+          f"rows read after it in {finished:.2f} s")  # fmt: skip
+    return took, evaluated
 
 
 def main() -> None:

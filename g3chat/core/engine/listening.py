@@ -78,7 +78,7 @@ class Listener:
         self.n_samples = 0
         self.rows_read = 0  # soft-token rows in the cache so far
         self.error: BaseException | None = None
-        self._kept = 0  # cache length before listening, as far as the prompt shares it
+        self._kept: int | None = None  # cache length before listening, as far as the prompt shares it
         self._windows: list[_Window] = []
         self._stream: Any = None
         self._ids = 0
@@ -246,5 +246,5 @@ class Listener:
     def _discard(self) -> None:
         from g3chat.core.engine.kv import KVSession
 
-        if self.engine._llm is not None:
+        if self._kept is not None and self.engine._llm is not None:
             KVSession(self.engine.llama).truncate(self._kept)
