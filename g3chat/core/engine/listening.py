@@ -83,7 +83,6 @@ class Listener:
         self._stream: Any = None
         self._ids = 0
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="g3chat-listen", daemon=True)
         self._thread.start()
 
