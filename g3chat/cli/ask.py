@@ -220,7 +220,9 @@ def _answer(
 
     if opts.mic:
         try:
-            attachments = [*attachments, _record(runtime, engine, history, prompt, opts, attachments)]
+            # with tools the prompt starts with their description, which listening does not render
+            hearer = engine if toolset is None else None
+            attachments = [*attachments, _record(runtime, hearer, history, prompt, opts, attachments)]
         except BaseException:
             engine.close()
             raise
