@@ -114,14 +114,11 @@ def run_ask(opts: AskOptions) -> int:
 def _attachments(runtime: Runtime, opts: AskOptions) -> list[AttachmentPart]:
     if not opts.has_attachments:
         return []
-    from g3chat.cli.attachments import collect_files, record_mic
+    from g3chat.cli.attachments import check_microphone, collect_files
 
-    media = runtime.media_store()
-    parts = collect_files(media, opts.images, opts.audio, opts.videos)
+    parts = collect_files(runtime.media_store(), opts.images, opts.audio, opts.videos)
     if opts.mic:
-        stop = threading.Event()
-        with sigint_cancels(stop):
-            parts.append(record_mic(media, opts.seconds, stop))
+        check_microphone()  # recorded once the model is loaded: it listens while the user speaks
     return parts
 
 
@@ -135,6 +132,21 @@ def _mentioned(runtime: Runtime, opts: AskOptions, prompt: str) -> list[Attachme
 
     tools = runtime.settings.tools
     return collect_mentions(runtime.media_store(), text, tools.roots, tools.at_file_chars)
+
+
+def _record(
+    runtime: Runtime,
+    engine: Any,
+    history: list[Message],
+    prompt: str,
+    opts: AskOptions,
+    files: list[AttachmentPart],
+) -> AttachmentPart:
+    from g3chat.cli.attachments import record_heard
+
+    stop = threading.Event()
+    with sigint_cancels(stop):
+        return record_heard(runtime.media_store(), opts.seconds, stop, engine, history, prompt, files)
 
 
 def _run(
@@ -209,6 +221,14 @@ def _answer(
     elif system_prompt.strip():
         history = [Message.text_message("system", system_prompt)]
 
+    if opts.mic:
+        try:
+            # with tools the prompt starts with their description, which listening does not render
+            hearer = engine if toolset is None else None
+            attachments = [*attachments, _record(runtime, hearer, history, prompt, opts, attachments)]
+        except BaseException:
+            engine.close()
+            raise
     question = user(prompt, attachments)
     if opts.save and store is not None:
         saved = post_question(  # committed before generation starts

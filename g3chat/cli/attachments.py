@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from g3chat.core.errors import G3ChatError
 from g3chat.core.media.attach import AttachKind, AttachRequest, attach, clean_path
 from g3chat.core.media.store import MediaStore
-from g3chat.core.types import AttachmentPart
+from g3chat.core.types import AttachmentPart, Message, user
 
 MIC_SILENCE_S = 2.0
 MIC_DEFAULT_SECONDS = 30.0
@@ -44,7 +46,51 @@ def collect_mentions(
     return attached.parts
 
 
-def record_mic(store: MediaStore, seconds: float | None, stop: threading.Event) -> AttachmentPart:
+def check_microphone() -> None:
+    """MicrophoneError now (before a model is loaded) when there is no PortAudio or no input device."""
+    from g3chat.core.media.mic import input_device, load_sounddevice
+
+    input_device(load_sounddevice())
+
+
+def record_heard(
+    store: MediaStore,
+    seconds: float | None,
+    stop: threading.Event,
+    engine: Any,
+    before: list[Message],
+    prompt: str,
+    files: list[AttachmentPart],
+) -> AttachmentPart:
+    """:func:`record_mic`, the model reading the recording while it is made where it can (a local Gemma 3n
+    that hears; see engine/listening.py): ``before`` and ``user(prompt, [*files, recording])`` are the
+    conversation the answer will continue. Elsewhere, or if listening fails, it is read after the end."""
+    from g3chat.core.engine.listening import Listener, can_listen, live_part
+
+    listener: Listener | None = None
+    if can_listen(engine):
+        live = live_part()
+        listener = Listener(engine, [*before, user(prompt, [*files, live])], live)
+    try:
+        part = record_mic(store, seconds, stop, on_block=listener.feed if listener else None)
+    except BaseException:
+        if listener is not None:
+            listener.cancel()
+        raise
+    if listener is not None:
+        try:
+            listener.finish(part)
+        except (G3ChatError, OSError, RuntimeError, ValueError) as exc:
+            sys.stderr.write(f"g3chat: note: the recording is read after it ended ({exc})\n")
+    return part
+
+
+def record_mic(
+    store: MediaStore,
+    seconds: float | None,
+    stop: threading.Event,
+    on_block: Callable[[Any], None] | None = None,
+) -> AttachmentPart:
     """Record from the default input device until the limit, trailing silence, or Ctrl+C (``stop``)."""
     from datetime import datetime
 
@@ -64,7 +110,9 @@ def record_mic(store: MediaStore, seconds: float | None, stop: threading.Event) 
             sys.stderr.flush()
 
     sys.stderr.write("g3chat: recording from the microphone (Ctrl+C to stop)…\n")
-    recording = Recorder(max_seconds=limit, silence_s=MIC_SILENCE_S, on_level=show).record(stop)
+    recording = Recorder(max_seconds=limit, silence_s=MIC_SILENCE_S, on_level=show, on_block=on_block).record(
+        stop
+    )
     stop.clear()  # a Ctrl+C that ended the recording must not cancel the answer
     if live:
         sys.stderr.write("\n")

@@ -35,6 +35,7 @@ from g3chat.tui import messages as msg
 from g3chat.tui.approvals import ask_approval
 from g3chat.tui.chat_tools import DENY, ChatTools, ToolsFactory
 from g3chat.tui.generation import GenerationJob, load_engine, run_generation
+from g3chat.tui.live_hearing import LiveHearing
 from g3chat.tui.media_advisor import MediaAdvisor
 from g3chat.tui.screens.chat_screen import ChatScreen
 from g3chat.tui.themes import DEFAULT_THEME, load_themes
@@ -90,6 +91,7 @@ class G3ChatApp(App[None]):
         self._switch_interval: float | None = None
         self.tools = ChatTools.from_settings(settings, tools_factory)  # loaded when an answer needs them
         self.media = MediaAdvisor(store, self._ready_engine, self._engine_free)
+        self.live_hearing = LiveHearing(self)  # a recording read while it is made holds the engine
 
     # ------------------------------------------------------------------------------------- set-up
 
@@ -271,7 +273,13 @@ class G3ChatApp(App[None]):
 
     async def _pump(self) -> None:
         """Start the next queued answer when the model is ready and idle."""
-        while self.model_state == "ready" and self.job is None and self.queue and self.ui_alive():
+        while (
+            self.model_state == "ready"
+            and self.job is None
+            and not self.live_hearing.active  # a recording being read holds the engine
+            and self.queue
+            and self.ui_alive()
+        ):
             conversation_id = self.queue.pop(0)
             path = self.store.messages(conversation_id)
             if not path or path[-1].role != "user":
@@ -286,6 +294,10 @@ class G3ChatApp(App[None]):
             await self.chat_screen.answer_started(job)
             self._fast_gil_handoff(True)
             self._generate(job)
+
+    def engine_released(self) -> None:
+        """A recording read while it was made handed the engine back: start what waited."""
+        self.call_later(self._pump)
 
     def _fast_gil_handoff(self, on: bool) -> None:
         """While an answer streams, make this (UI) thread hand the GIL to the engine thread quickly.
@@ -417,6 +429,7 @@ class G3ChatApp(App[None]):
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop any answer (it is saved as partial), wait for the engine thread, close an engine we own."""
         self.cancel_generation()
+        self.live_hearing.stop(None)
         self.engine_idle.wait(timeout)
         self._fast_gil_handoff(False)
         self.tools.close()

@@ -139,6 +139,8 @@ def test_ask_mic_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str
     [part] = payload["attachments"]
     assert part["type"] == "audio" and part["duration_s"] > 1.0
     assert payload["usage"]["prompt_tokens"] == prompt_counts(files["model"], tmp_path)[1]
+    # read while it was recorded: the answer evaluated only what follows the clip's 25 positions
+    assert payload["usage"]["prompt_eval_tokens"] < 25
 
 
 # ------------------------------------------------------------------------------------ models pull --audio

@@ -18,6 +18,7 @@ Weights are a dict keyed by transformers' parameter names without the ``model.``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,6 +69,23 @@ class _Block:
         self.conv_norm = get(c + "conv_norm.weight")
         self.conv_end = mat(c + "linear_end.weight")
         self.norm = get("norm.weight")
+
+
+@dataclass
+class BlockState:
+    """What a conformer block remembers of the rows it has seen: the attention's left context (the last
+    ``context_left - 1`` rows entering it, and whether each is real) and the depthwise convolution's
+    (the last ``kernel - 1`` rows entering it; zeros before the clip's start, as its padding)."""
+
+    x: np.ndarray
+    valid: np.ndarray
+    h: np.ndarray
+
+    @classmethod
+    def empty(cls, cfg: AudioConfig) -> BlockState:
+        d = cfg.hidden_size
+        taps = np.zeros((cfg.conv_kernel_size - 1, d), np.float32)
+        return cls(np.zeros((0, d), np.float32), np.zeros(0, dtype=bool), taps)
 
 
 class AudioEncoder:
@@ -129,16 +147,30 @@ class AudioEncoder:
 
     # ------------------------------------------------------------------------------------ internals
 
-    def _block(self, b: _Block, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def _block(
+        self, b: _Block, x: np.ndarray, valid: np.ndarray, state: BlockState | None = None
+    ) -> np.ndarray:
+        """One conformer block over rows ``x`` that follow the rows ``state`` remembers (none: the clip's
+        start); ``state`` is updated to end with these rows. Both causal parts (the attention's left
+        context, the convolution's taps) see the remembered rows, so rows computed chunk by chunk equal
+        rows computed at once."""
         cfg = self.config
+        state = state or BlockState.empty(cfg)
         x = self._ffw(b.ffw[0], x)
-        x = x + L.rms_norm(self._clip(self._attention(b, x, valid) @ b.post), b.attn_post_norm, 1e-6)
+        m = len(state.x)  # attention: the new rows' queries over the remembered rows' keys and their own
+        seen, seen_valid = np.concatenate([state.x, x]), np.concatenate([state.valid, valid])
+        attended = self._attention(b, seen, seen_valid)[m:]
+        keep = max(0, len(seen) - self.left)
+        state.x, state.valid = seen[keep:], seen_valid[keep:]
+        x = x + L.rms_norm(self._clip(attended @ b.post), b.attn_post_norm, 1e-6)
         x = x * valid[:, None]
         # light convolution
         h = L.rms_norm(x, b.conv_pre_norm, cfg.rms_norm_eps) @ b.conv_start
         d = cfg.hidden_size
         h = h[:, :d] * L.sigmoid(h[:, d:])
-        h = self._clip(L.depthwise_causal_conv(h, b.conv_kernel))
+        taps = np.concatenate([state.h, h])
+        state.h = taps[len(taps) - len(state.h) :]
+        h = self._clip(L.depthwise_causal_conv(taps, b.conv_kernel)[len(taps) - len(x) :])
         h = L.silu_(L.rms_norm(h, b.conv_norm, cfg.rms_norm_eps))
         x = x + h @ b.conv_end
         x = self._ffw(b.ffw[1], x)

@@ -110,12 +110,19 @@ class FeatureExtractor:
         n_real = audio.shape[0]
         padded = np.zeros(self._padded_length(n_real), dtype=np.float32)
         padded[:n_real] = audio
-        size = self.frame_length + 1
-        n_frames = max(0, (padded.shape[0] - size) // self.hop_length + 1)
+        n_frames = self.n_frames(n_real)
         if n_frames == 0:
             return MelFeatures(np.zeros((0, self.n_mels), np.float32), np.zeros(0, dtype=bool))
+        valid = np.arange(n_frames) * self.hop_length < n_real
+        return MelFeatures(self.frames(padded, n_frames), valid)
+
+    def frames(self, signal: np.ndarray, n_frames: int) -> np.ndarray:
+        """Log-mel rows [n_frames, n_mels] of the frames starting at 0, hop, 2 hop… of ``signal`` (float32,
+        at least ``(n_frames - 1) * hop + frame_length + 1`` samples: each frame reads one sample more,
+        for its pre-emphasis)."""
+        size = self.frame_length + 1
         windows = np.lib.stride_tricks.as_strided(
-            padded, shape=(n_frames, size), strides=(padded.strides[0] * self.hop_length, padded.strides[0])
+            signal, shape=(n_frames, size), strides=(signal.strides[0] * self.hop_length, signal.strides[0])
         )
         # HTK pre-emphasis within each window: y[0] = x[0](1-a), y[i] = x[i] - a x[i-1].
         frames = np.empty((n_frames, self.frame_length), dtype=np.float32)
@@ -123,9 +130,56 @@ class FeatureExtractor:
         frames[:, 1:] = windows[:, 1:-1] - self.preemphasis * windows[:, :-2]
         frames *= self.window
         magnitude = np.abs(np.fft.rfft(frames, n=self.fft_length, axis=-1))
-        mel = np.log(np.maximum(magnitude @ self.filters, self.mel_floor))
-        valid = np.arange(n_frames) * self.hop_length < n_real
-        return MelFeatures(mel.astype(np.float32), valid)
+        return np.log(np.maximum(magnitude @ self.filters, self.mel_floor)).astype(np.float32)
+
+
+class MelStream:
+    """:class:`FeatureExtractor` for a clip that arrives in pieces: each frame's row as soon as its 513
+    samples are in, the rest (the last frames over the zero padding) at :meth:`finish`.
+
+    Exact: the extractor neither normalizes nor windows over the whole clip. Its only whole-clip steps are
+    the zero padding to a multiple of 128 samples and the 30 s cut, and a frame that reads padding starts
+    less than 513 samples before the end: no frame that :meth:`push` returns reads beyond the samples given,
+    so every row equals the whole clip's. Frame ``i`` is final once ``160 i + 513`` samples have arrived.
+    """
+
+    def __init__(self, extractor: FeatureExtractor | None = None) -> None:
+        self.extractor = extractor or FeatureExtractor()
+        self.n_samples = 0  # received so far
+        self.n_frames = 0  # rows returned so far
+        self._pending = np.zeros(0, dtype=np.float32)  # samples from the next frame's start on
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """The rows [k, n_mels] that the new samples completed (k may be 0)."""
+        ex = self.extractor
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if self.n_samples + len(samples) > ex.max_samples:
+            raise ValueError(f"a stream holds at most {ex.max_samples} samples (the audio window)")
+        self.n_samples += len(samples)
+        self._pending = np.concatenate([self._pending, samples])
+        size = ex.frame_length + 1
+        k = (len(self._pending) - size) // ex.hop_length + 1 if len(self._pending) >= size else 0
+        return self._take(k)
+
+    def finish(self) -> MelFeatures:
+        """The last rows (over the zero padding) and the validity of every row of the clip."""
+        ex = self.extractor
+        total = ex.n_frames(self.n_samples)
+        padded = ex._padded_length(self.n_samples) - self.n_frames * ex.hop_length
+        if padded > len(self._pending):
+            self._pending = np.pad(self._pending, (0, padded - len(self._pending)))
+        rows = self._take(total - self.n_frames)
+        valid = np.arange(total) * ex.hop_length < self.n_samples
+        return MelFeatures(rows, valid)
+
+    def _take(self, k: int) -> np.ndarray:
+        ex = self.extractor
+        if k <= 0:
+            return np.zeros((0, ex.n_mels), np.float32)
+        rows = ex.frames(np.ascontiguousarray(self._pending), k)
+        self._pending = self._pending[k * ex.hop_length :]
+        self.n_frames += k
+        return rows
 
 
 def extract_features(waveform: np.ndarray) -> MelFeatures:

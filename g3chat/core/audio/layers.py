@@ -80,18 +80,28 @@ def conv2d_time_freq(x: np.ndarray, weight: np.ndarray, stride: tuple[int, int])
     return out.reshape(t_out, f_out, c_out)
 
 
-def cumulative_group_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+def cumulative_group_norm(
+    x: np.ndarray, weight: np.ndarray, eps: float, totals: np.ndarray | None = None
+) -> np.ndarray:
     """Gemma3nAudioCumulativeGroupNorm over x [T, F, C]: statistics of all (F, C) values up to each t.
 
     As in transformers, the variance at t sums (x_s - mean_t)^2 over s <= t using each step's own running
-    mean (not a true running variance); reproduced as is.
+    mean (not a true running variance); reproduced as is. ``totals`` (float64 [rows, sum, squares]) carries
+    the statistics of rows seen before ``x`` and is updated, so that a clip normed chunk by chunk gets the
+    rows it gets at once (the running sums are added up in the same order).
     """
     t = x.shape[0]
     flat = x.reshape(t, -1)
-    count = np.arange(1, t + 1, dtype=np.float64) * flat.shape[1]
-    mean = (np.cumsum(flat.sum(axis=1, dtype=np.float64)) / count).astype(np.float32)
+    if totals is None:
+        totals = np.zeros(3, dtype=np.float64)
+    count = (totals[0] + np.arange(1, t + 1, dtype=np.float64)) * flat.shape[1]
+    sums = np.cumsum(np.concatenate([totals[1:2], flat.sum(axis=1, dtype=np.float64)]))[1:]
+    mean = (sums / count).astype(np.float32)
     centered = flat - mean[:, None]
-    var = np.cumsum(np.square(centered).sum(axis=1, dtype=np.float64)) / count
+    squares = np.cumsum(np.concatenate([totals[2:3], np.square(centered).sum(axis=1, dtype=np.float64)]))[1:]
+    var = squares / count
+    if t:
+        totals[:] = (totals[0] + t, sums[-1], squares[-1])
     inv = (1.0 / np.sqrt(var + eps)).astype(np.float32)
     centered *= inv[:, None]
     return centered.reshape(x.shape) * weight

@@ -49,13 +49,19 @@ def audio_rows(encoder: AudioEncoder, features: MelFeatures, eoa: int) -> np.nda
     soft, keep = encoder(features.mel, features.valid)
     if soft.shape[0] > cfg.soft_tokens:
         raise InputError(f"the clip is longer than the model's audio window ({cfg.soft_tokens} soft tokens)")
-    pad_id = cfg.vocab_offset + cfg.vocab_size - 1
-    padding, end = encoder.embed_hard(np.array([pad_id, eoa]))
+    padding, end = filler_rows(encoder, eoa)
     rows = np.empty((cfg.soft_tokens + 1, soft.shape[1]), dtype=np.float32)
     rows[: soft.shape[0]] = np.where(keep[:, None], soft, padding)
     rows[soft.shape[0] : cfg.soft_tokens] = padding
     rows[cfg.soft_tokens] = end
     return rows
+
+
+def filler_rows(encoder: AudioEncoder, eoa: int) -> tuple[np.ndarray, np.ndarray]:
+    """The padding row (for soft tokens past the clip, and padded ones) and the ``<end_of_audio>`` row."""
+    cfg = encoder.config
+    padding, end = encoder.embed_hard(np.array([cfg.vocab_offset + cfg.vocab_size - 1, eoa]))
+    return padding, end
 
 
 def clip_rows(encoder: AudioEncoder, waveform: np.ndarray, eoa: int | None = None) -> np.ndarray:

@@ -114,6 +114,8 @@ class Hearing:
         self.between: tuple[int, ...] = ()
         self._encoder: Any = None
         self._rows: OrderedDict[tuple[str, tuple[int, int]], Any] = OrderedDict()
+        # clips read while recorded (engine/listening.py): their windows, 30 s after 30 s, by sha256
+        self.layouts: dict[str, tuple[tuple[int, int], ...]] = {}
         self.window = window_samples(self.config)
         boa = llm.tokenize(BOA_TEXT.encode(), add_bos=False, special=True)
         eoa = llm.tokenize(EOA_TEXT.encode(), add_bos=False, special=True)
@@ -176,7 +178,8 @@ class Hearing:
         """The clip's prompt pieces: per window, its wrapper tokens and an :class:`AudioChunk`."""
         n_rows = self.config.soft_tokens + 1
         pieces: list[list[int] | AudioChunk] = []
-        for index, window in enumerate(windows(self._n_samples(part), self.window)):
+        layout = self.layouts.get(part.sha256) or windows(self._n_samples(part), self.window)
+        for index, window in enumerate(layout):
             ids = placeholder_ids(f"{self.key}|{part.sha256}|{window[0]}:{window[1]}", n_rows)
             pieces += [[*(self.between if index else ()), self.boa], AudioChunk(self, part, window, ids)]
         return MediaItem(tuple(pieces), None)
@@ -207,10 +210,15 @@ class Hearing:
         if len(samples) < MIN_SAMPLES:
             samples = np.pad(samples, (0, MIN_SAMPLES - len(samples)))
         rows = clip_rows(self.encoder(), samples, eoa=self.eoa)
-        self._rows[key] = rows
+        self.remember(part.sha256, window, rows)
+        return rows
+
+    def remember(self, sha256: str, window: tuple[int, int], rows: Any) -> None:
+        """Keep a window's rows for a later evaluation (the last ``CACHE_WINDOWS``)."""
+        self._rows[(sha256, window)] = rows
+        self._rows.move_to_end((sha256, window))
         while len(self._rows) > CACHE_WINDOWS:
             self._rows.popitem(last=False)
-        return rows
 
     @staticmethod
     def _samples(part: AttachmentPart) -> Any:

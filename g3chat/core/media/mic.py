@@ -99,6 +99,7 @@ class Recorder:
         silence_s: float | None = 1.5,
         speech_level: float = 0.35,
         on_level: Callable[[Level], None] | None = None,
+        on_block: Callable[[Any], None] | None = None,
         device: int | str | None = None,
         rate: int = SAMPLE_RATE,
     ) -> None:
@@ -106,6 +107,7 @@ class Recorder:
         self.silence_s = silence_s
         self.speech_level = speech_level  # 0.35 on the meter is about -39 dBFS
         self.on_level = on_level
+        self.on_block = on_block  # each block of int16 samples kept, as it arrives (engine/listening.py)
         self.device = device
         self.rate = rate
 
@@ -146,6 +148,10 @@ class Recorder:
                             "used by another program"
                         ) from None
                     chunks.append(data)
+                    if self.on_block is not None:
+                        cap = len(data) if self.max_seconds is None else int(self.max_seconds * self.rate) - n
+                        if cap > 0:
+                            self.on_block(data[:cap])  # what the recording keeps, no more
                     n += len(data)
                     elapsed = n / self.rate
                     level = level_of(data)

@@ -28,7 +28,13 @@ from g3chat.tui import keys
 from g3chat.tui.approvals import close_approval
 from g3chat.tui.history_views import history_views
 from g3chat.tui.screens.chat_commands import ChatCommands
-from g3chat.tui.widgets.attachment_tray import MIC_MAX_S, MIC_SILENCE_S, AttachmentTray
+from g3chat.tui.widgets.attachment_tray import (
+    MIC_MAX_S,
+    MIC_SILENCE_S,
+    AttachmentTray,
+    ListenStart,
+    ListenStop,
+)
 from g3chat.tui.widgets.chat_header import ChatHeader
 from g3chat.tui.widgets.chat_view import ChatView
 from g3chat.tui.widgets.conversation_list import ConversationList
@@ -70,6 +76,7 @@ class ChatScreen(Screen[None]):
                     self._advise,
                     roots=roots_for(tools.roots),
                     at_file_chars=tools.at_file_chars,
+                    listen=self._listening(),
                     id="tray",
                 )
                 yield PromptInput(id="prompt")
@@ -314,6 +321,11 @@ class ChatScreen(Screen[None]):
         self.chat.show_call_result(call.id, result.status, result.content)
 
     # ---------------------------------------------------------------------------------- attaching
+
+    def _listening(self) -> tuple[ListenStart, ListenStop]:
+        """The tray's hooks for hearing a recording while it is made, as the open conversation's next turn."""
+        hearing = self.g3.live_hearing
+        return (lambda parts: hearing.start(self.conversation_id, parts)), hearing.stop
 
     def _advise(self, parts: Sequence[AttachmentPart]) -> tuple[str, SeverityLevel] | None:
         """What the loaded model can do with files just attached (see MediaAdvisor.on_attach)."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -42,10 +43,16 @@ MIC_SILENCE_S = 2.0  # ... or after this much silence once speech was heard
 
 # What to tell the person about files just attached: (text, severity), or None.
 Advise = Callable[[Sequence[AttachmentPart]], "tuple[str, SeverityLevel] | None"]
+# Hearing while recording (g3chat/tui/live_hearing.py): start(the tray's attachments) -> what takes the
+# recording's sample blocks, or None; stop(the stored clip, or None when there is none).
+ListenStart = Callable[[Sequence[AttachmentPart]], "Callable[[Any], None] | None"]
+ListenStop = Callable[["AttachmentPart | None"], None]
 
 
-def chat_recorder(on_level: Callable[[Level], None]) -> Recorder:
-    return Recorder(max_seconds=MIC_MAX_S, silence_s=MIC_SILENCE_S, on_level=on_level)
+def chat_recorder(
+    on_level: Callable[[Level], None], on_block: Callable[[Any], None] | None = None
+) -> Recorder:
+    return Recorder(max_seconds=MIC_MAX_S, silence_s=MIC_SILENCE_S, on_level=on_level, on_block=on_block)
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class AttachmentTray(Vertical):
         *,
         roots: Roots | None = None,
         at_file_chars: int = DEFAULT_MAX_CHARS,
+        listen: tuple[ListenStart, ListenStop] | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id, classes="-empty")
@@ -94,6 +102,8 @@ class AttachmentTray(Vertical):
         self.advise = advise
         self.roots = roots or roots_for()  # where @path may read: the working folder and tools.roots
         self.at_file_chars = at_file_chars
+        self.listen = listen
+        self._feed: Callable[[Any], None] | None = None  # the listener's, while a recording is heard
         self.record_hint = ""
         self.picker_folder: Path | None = None  # where the picker opens next: the last file's folder
 
@@ -101,7 +111,7 @@ class AttachmentTray(Vertical):
         yield AttachmentChips(id="chips")
         yield AttachmentPreviews(id="previews")
         with Horizontal(id="recorder", classes="-idle"):
-            yield RecordToggle(chat_recorder, id="record")
+            yield RecordToggle(self._recorder, id="record")
             yield Static("", id="record-hint", markup=False)
 
     @property
@@ -134,8 +144,23 @@ class AttachmentTray(Vertical):
         """Start recording (showing ``hint`` beside the meter), or stop the recording in progress."""
         self.record_hint = hint
         self.query_one("#record-hint", Static).update(hint)
+        if not self.toggle.recording and self.listen is not None and self._feed is None:
+            self._feed = self.listen[0](self.attachments)  # the model hears it while it is made
         self.toggle.action_toggle()
         self._update()
+
+    def _recorder(self, on_level: Callable[[Level], None]) -> Recorder:
+        return chat_recorder(on_level, self._block)
+
+    def _block(self, block: Any) -> None:
+        feed = self._feed  # read once: the recording thread calls this
+        if feed is not None:
+            feed(block)
+
+    def _heard(self, part: AttachmentPart | None) -> None:
+        if self._feed is not None and self.listen is not None:
+            self._feed = None
+            self.listen[1](part)
 
     # -------------------------------------------------------------------------------------- attaching
 
@@ -238,20 +263,24 @@ class AttachmentTray(Vertical):
         self._update()
         recording = event.recording
         if len(recording.samples) == 0:
+            self._heard(None)
             self.notify("Nothing was recorded.", severity="warning")
             return
         name = f"recording-{datetime.now().strftime('%Y%m%d-%H%M%S')}.wav"
         try:
             part = audio_part(self.media, recording.samples, name, recording.rate)
         except OSError as exc:
+            self._heard(None)
             self.notify(f"The recording could not be saved: {exc}", severity="error", markup=False)
             return
+        self._heard(part)
         why = {"key": "stopped", "time": "time limit", "silence": "silence"}[recording.stopped_by]
         self.notify(f"Recorded {recording.duration_s:.1f} s ({why}).", markup=False)
         self._add([part])
 
     def on_record_toggle_failed(self, event: RecordToggle.Failed) -> None:
         event.stop()
+        self._heard(None)
         self._update()
         self.notify(event.error, title="Microphone", severity="error", markup=False, timeout=15)
 

@@ -167,3 +167,18 @@ def test_ask_mic_without_device_is_one_clear_line(tmp_path: Path) -> None:
     proc = run_cli("ask", "--mic", "--seconds", "1", "hello", env={"HOME": str(home)})
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == f"g3chat: {NO_DEVICE}"
+
+
+@needs_portaudio
+def test_blocks_reach_the_listener_as_recorded(capture_home: Path) -> None:
+    """``on_block`` sees every kept sample as it arrives, and none past the time limit."""
+    code = """
+import json, numpy as np
+from g3chat.core.media.mic import Recorder
+blocks = []
+rec = Recorder(max_seconds=0.52, silence_s=None, on_block=blocks.append).record()
+same = bool(np.array_equal(np.concatenate(blocks), rec.samples))
+print(json.dumps({"n": len(rec.samples), "blocks": len(blocks), "same": same}))
+"""
+    result = json.loads(_run(code, capture_home).stdout)
+    assert result == {"n": 8320, "blocks": 11, "same": True}  # 10 blocks of 50 ms and 20 ms of the 11th
