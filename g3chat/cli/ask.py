@@ -223,9 +223,13 @@ def _answer(
 
     if opts.mic:
         try:
-            # with tools the prompt starts with their description, which listening does not render
-            hearer = engine if toolset is None else None
-            attachments = [*attachments, _record(runtime, hearer, history, prompt, opts, attachments)]
+            before = history
+            if toolset is not None:  # the answer's prompt has the tools' description: listen after it
+                from g3chat.core.tools.loop import prompt_with_tools
+
+                tools = toolset.registry.select(opts.tools or "")
+                before = prompt_with_tools(history, tools, opts.tool_choice)
+            attachments = [*attachments, _record(runtime, engine, before, prompt, opts, attachments)]
         except BaseException:
             engine.close()
             raise

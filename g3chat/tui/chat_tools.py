@@ -136,25 +136,41 @@ class ChatTools:
             self._section_tokens[key] = tools_section_tokens(engine, tools)
         return self._section_tokens[key]
 
+    def _too_big(self, engine: Engine, tools: Sequence[Tool]) -> int | None:
+        """What describing ``tools`` costs, when it would take more than 1/MAX_CONTEXT_SHARE of the window."""
+        info = engine.info
+        if not tools or info is None or info.n_ctx <= 0:
+            return None
+        cost = self.section_tokens(engine, tools)
+        return cost if cost * MAX_CONTEXT_SHARE > info.n_ctx else None
+
+    def described(self, engine: Engine) -> list[Tool] | None:
+        """The tools an answer would describe to ``engine`` now, as :meth:`for_answer` decides (UI thread,
+        engine free); None until they are loaded (the first answer that needs them loads them)."""
+        with self._lock:
+            if self._toolset is None:
+                return None
+            tools = list(self._toolset.registry)
+        return [] if self._too_big(engine, tools) is not None else tools
+
     def for_answer(self, engine: Engine, post: Post) -> list[Tool]:
         """The tools an answer may call (engine thread): none when describing them would not fit."""
         tools, notices = self.load()
         for notice in notices:
             post(msg.ToolsNotice(notice))
-        info = engine.info
-        if tools and info is not None and info.n_ctx > 0:
-            cost = self.section_tokens(engine, tools)
-            if cost * MAX_CONTEXT_SHARE > info.n_ctx:
-                if not self._said_too_big:
-                    self._said_too_big = True
-                    post(
-                        msg.ToolsNotice(
-                            f"Tools left out: describing them takes {cost} tokens, too much of this "
-                            f"{info.n_ctx}-token context window (raise engine.n_ctx, or turn tools off)."
-                        )
-                    )
-                return []
-        return tools
+        cost = self._too_big(engine, tools)
+        if cost is None:
+            return tools
+        if not self._said_too_big:
+            self._said_too_big = True
+            n_ctx = engine.info.n_ctx if engine.info is not None else 0
+            post(
+                msg.ToolsNotice(
+                    f"Tools left out: describing them takes {cost} tokens, too much of this "
+                    f"{n_ctx}-token context window (raise engine.n_ctx, or turn tools off)."
+                )
+            )
+        return []
 
     def plan(self, job: GenerationJob, tools: Sequence[Tool], post: Post) -> ToolPlan:
         """How one answer may call ``tools``: asking the person through the UI."""

@@ -6,8 +6,9 @@ as the next user turn of the open conversation: its history, then the tray's att
 When the clip is stored the listener finishes in a thread, the engine is handed back, and queued answers
 start. A message sent in the meantime waits for it and then finds the clip in the cache. Anything that
 differs by then (another conversation, other attachments) costs only the shortcut: the prompt's prefix
-matching evaluates what does not match, as without listening. With tools on, an answer's prompt starts with
-their description, which is not rendered here: then nothing is read early.
+matching evaluates what does not match, as without listening. With tools on, the clip is read after the
+tools' description, as the answer renders it; before the first answer has loaded the tools, nothing is read
+early.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from g3chat.core.types import AttachmentPart, Message, user
 
 if TYPE_CHECKING:
     from g3chat.core.engine.listening import Listener
+    from g3chat.core.tools.model import Tool
     from g3chat.tui.app import G3ChatApp
 
 
@@ -46,16 +48,24 @@ class LiveHearing:
 
         app = self.app
         engine = app.engine
-        if self.listener is not None or not app._engine_free() or not can_listen(engine):
+        if engine is None or self.listener is not None or not app._engine_free() or not can_listen(engine):
             return None
         conversation = app.store.get_conversation(conversation_id) if conversation_id is not None else None
+        tools: list[Tool] = []
         if app.tools.enabled(conversation):
-            return None  # the answer's prompt would begin with the tools' description: nothing to gain yet
+            loaded = app.tools.described(engine)
+            if loaded is None:
+                return None  # loaded with the first answer: until then the answer's prompt is unknown
+            tools = loaded
         if conversation_id is not None:
             history = app.store.history(conversation_id)
         else:
             system = app.settings.generation.system_prompt
             history = [Message.text_message("system", system)] if system.strip() else []
+        if tools:  # the answer's prompt has the tools' description: listen after it
+            from g3chat.core.tools.loop import prompt_with_tools
+
+            history = prompt_with_tools(history, tools)
         live = live_part()
         app.engine_idle.clear()
         try:

@@ -133,6 +133,20 @@ def check_tool_choice(choice: str, names: Sequence[str]) -> str:
     raise InputError(f"tool choice must be auto, none, required or a tool's name (not {choice!r})")
 
 
+def prompt_with_tools(
+    history: Sequence[Message], tools: Sequence[Tool], choice: str = "auto"
+) -> list[Message]:
+    """The messages a tool-loop step with ``choice`` renders: the tools' description as a system section
+    after the leading system messages (none with ``choice="none"``). What a recording read while it is made
+    must be evaluated after, to be found in the cache by the answer."""
+    if choice == "none":
+        return list(history)
+    specs = [tool_spec(t.name, t.description, t.parameters) for t in tools]
+    lead = next((i for i, m in enumerate(history) if m.role != "system"), len(history))
+    section = Message.text_message("system", tools_prompt(specs, choice))
+    return [*history[:lead], section, *history[lead:]]
+
+
 class ToolLoop:
     def __init__(
         self,
@@ -185,12 +199,7 @@ class ToolLoop:
         return self.tool_choice if step == 0 else "auto"
 
     def _prompt(self, choice: str) -> list[Message]:
-        if choice == "none":
-            return list(self.history)
-        specs = [tool_spec(t.name, t.description, t.parameters) for t in self.tools.values()]
-        lead = next((i for i, m in enumerate(self.history) if m.role != "system"), len(self.history))
-        section = Message.text_message("system", tools_prompt(specs, choice))
-        return [*self.history[:lead], section, *self.history[lead:]]
+        return prompt_with_tools(self.history, list(self.tools.values()), choice)
 
     def _params(self, choice: str) -> GenerationParams:
         if choice == "none":

@@ -22,6 +22,7 @@ from g3chat.core.tools.protocol import TOOLS_INTRO
 from g3chat.core.types import (
     Finished,
     GenerationParams,
+    Message,
     TextDelta,
     ToolCallPart,
     ToolResultPart,
@@ -332,3 +333,19 @@ def test_terminal_approver_shows_the_exact_change_and_reads_the_answer(
     shown = err.getvalue()
     assert "run_shell wants to make a change:\n$ rm -rf build\n(in /w, timeout 30 s)\n" in shown
     assert "[y] once, [a] always in this chat, [N] no" in shown
+
+
+@pytest.mark.parametrize("choice", ["auto", "required", "calculator", "none"])
+def test_the_loop_asks_for_exactly_what_prompt_with_tools_renders(work: Path, choice: str) -> None:
+    """What a recording read while it is made is evaluated after (engine/listening.py) must be the prompt's
+    start as the loop renders it: the tools' section after the leading system messages."""
+    from g3chat.core.tools.loop import prompt_with_tools
+
+    history = [Message.text_message("system", "be brief"), user("what is in notes.txt?")]
+    loop = ToolLoop(FakeEngine(), history, GenerationParams(), tools(work), tool_choice=choice)
+    rendered = prompt_with_tools(history, tools(work), choice)
+    assert loop.request(choice)[0] == rendered
+    if choice == "none":
+        assert rendered == history
+    else:
+        assert [m.role for m in rendered] == ["system", "system", "user"] and TOOLS_INTRO in rendered[1].text
