@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -22,12 +21,8 @@ import msgspec
 from msgspec import Meta
 
 from g3chat.core.errors import ConfigError
+from g3chat.core.tomlfile import TomlFileError, read_toml
 from g3chat.core.types import GenerationParams
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ENV_PREFIX = "G3CHAT_"
 # Empty, or an http(s) URL; msgspec reports a pattern miss as a regex, so the field carries its own words.
@@ -359,16 +354,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         if path.is_dir():
             raise ConfigError(f"{path}: is a directory, expected a TOML file")
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-            reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-            location = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
-            raise ConfigError(f"{location}: invalid TOML: {reason}") from None
+            data, text = read_toml(path, "config")
+        except TomlFileError as exc:
+            raise ConfigError(str(exc)) from None
         settings = settings_from_mapping(data, where=str(path), text=text)
     apply_env(settings, os.environ if environ is None else environ)
     return settings

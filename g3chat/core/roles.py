@@ -14,7 +14,6 @@ replace.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,13 +22,9 @@ import msgspec
 from msgspec import Meta
 
 from g3chat.core.errors import InputError
+from g3chat.core.tomlfile import TomlFileError, read_toml
 from g3chat.paths import Paths
 from g3chat.resources import roles_dir
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 ROLE_KEY = "role"  # a conversation's role, by name, in its params
 TOOLS_KEY = "tools"  # a conversation's tools on/off, in its params (the chat UI's key)
@@ -136,16 +131,9 @@ def _explain(error: msgspec.ValidationError) -> tuple[str | None, str]:
 def role_from_file(path: Path) -> Role:
     """Read one role file; any problem is a RoleError of one line naming ``path:line``."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RoleError(f"{path}: cannot read role: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        where = f"{path}:{found.group(1)}:{found.group(2)}" if found else str(path)
-        raise RoleError(f"{where}: invalid TOML: {reason}") from None
+        data, text = read_toml(path, "role")
+    except TomlFileError as exc:
+        raise RoleError(str(exc)) from None
     try:
         return msgspec.convert(data, Role)
     except msgspec.ValidationError as exc:
