@@ -14,7 +14,13 @@ engine until :meth:`Listener.finish` or :meth:`Listener.cancel` returns):
 3. at 30 s the window is closed (its padding rows and ``<end_of_audio>``) and the next one opened with the
    same tokens :class:`~g3chat.core.engine.hearing.Hearing` puts between windows: a long recording is laid
    out 30 s after 30 s, not in the equal windows of a file, since its length is unknown while it lasts;
-4. :meth:`Listener.finish` closes the last window and relabels the clip's positions with the placeholder
+4. when the recorder hears silence begin (:meth:`Listener.expect_end`: where a silence stop will trim the
+   clip), the clip's end is read ahead during the silence wait: the samples up to that end, then, from a
+   fork of the encoder's state, the last soft tokens, the padding rows and ``<end_of_audio>``, then the
+   prompt's text after the clip. Samples past that end are held, not encoded. If speech resumes, the cache
+   is cut back to the last real row and the held samples are read as usual; if the recording stops by
+   silence, the clip is exactly what was read ahead and the answer evaluates one token;
+5. :meth:`Listener.finish` closes the last window and relabels the clip's positions with the placeholder
    ids of the stored recording, and tells the hearing its layout. The next ``stream_chat`` with the stored
    part in place of the stand-in then finds the whole clip in the cache and evaluates only what follows.
 
@@ -28,7 +34,7 @@ from __future__ import annotations
 import queue
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +44,10 @@ from g3chat.core.engine.projector import placeholder_ids
 from g3chat.core.errors import EngineError, InputError
 from g3chat.core.types import AttachmentPart, Message
 
-_END, _CANCEL = "end", "cancel"
+_END, _CANCEL, _EXPECT = "end", "cancel", "expect"
+# Rows read ahead between looks at the queue: speech that resumes waits for at most one such batch
+# (~0.6 s at E2B's ~50 rows a second on two cores) before the read-ahead is cut back.
+AHEAD_BATCH = 32
 # Samples read at a time at least (0.5 s): each read streams the tower's weights (2.7 GB for E2B) and the
 # model's through memory once, whatever the number of rows; fewer, larger reads keep up on two cores.
 READ_AT_LEAST = 8_000
@@ -65,6 +74,19 @@ class _Window:
     rows: list[np.ndarray]
 
 
+@dataclass
+class _Ahead:
+    """The clip's end read ahead at ``end`` samples, and what to restore when speech resumes."""
+
+    end: int
+    position: int  # the cache's length before it
+    ids: int
+    rows_read: int
+    n_rows: int  # the window's row batches before it
+    steps: Iterator[bool]
+    done: bool = False
+
+
 class Listener:
     """Reads one recording into the engine's cache while it is made; see the module docstring."""
 
@@ -82,6 +104,13 @@ class Listener:
         self._windows: list[_Window] = []
         self._stream: Any = None
         self._ids = 0
+        self._tail: list[int] = []  # the prompt's tokens right after the clip
+        self._end_at: int | None = None  # where the recording ends if the silence that began lasts
+        self._held: list[np.ndarray] = []  # samples past it
+        self._ahead: _Ahead | None = None
+        self.read_ahead = 0  # positions read ahead of the end (rows and text), kept so far
+        self.cut_back = 0  # read-aheads cut back because speech resumed
+        self.ahead_done = threading.Event()  # the end is read ahead up to the prompt's last token
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="g3chat-listen", daemon=True)
         self._thread.start()
@@ -94,6 +123,11 @@ class Listener:
         if block.dtype == np.int16:
             block = block.astype(np.float32) / 32768.0  # as the stored WAV is read back
         self._queue.put(np.asarray(block, dtype=np.float32).reshape(-1))
+
+    def expect_end(self, n_samples: int | None) -> None:
+        """The recording ends at ``n_samples`` if it stops now (the recorder's ``on_pause``: silence began);
+        None: it goes on (speech resumed). Queued after the blocks fed so far."""
+        self._queue.put((_EXPECT, n_samples))
 
     def finish(self, part: AttachmentPart) -> None:
         """Wait until the whole recording, stored as ``part``, is read (raises what went wrong)."""
@@ -110,40 +144,116 @@ class Listener:
     # ------------------------------------------------------------------------------- engine thread
 
     def _run(self) -> None:
-        try:
-            self._begin()
-        except BaseException as exc:  # reported by finish()
-            self.error = exc
-        pending: list[np.ndarray] = []
+        self._guard(self._begin)
+        pending: list[np.ndarray] = []  # samples to read, up to the expected end
         control: tuple[str, Any] | None = None
         while control is None:
-            item = self._queue.get()
+            ahead = self._ahead
+            try:  # while the end is read ahead, a batch at a time between looks at the queue
+                item = self._queue.get(block=ahead is None or ahead.done or self.error is not None)
+            except queue.Empty:
+                assert ahead is not None
+                self._guard(self._step, ahead)
+                continue
             while True:  # what queued meanwhile is read with it
-                if isinstance(item, tuple):
+                if isinstance(item, tuple) and item[0] == _EXPECT:
+                    pending = self._guard(self._expect, item[1], pending) or []
+                elif isinstance(item, tuple):
                     control = item
                     break
-                pending.append(item)
+                else:
+                    self._take(item, pending)
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            n_pending = sum(len(p) for p in pending)
             if control is not None and control[0] == _CANCEL:
                 break
-            if pending and self.error is None and (control is not None or n_pending >= READ_AT_LEAST):
-                try:
-                    self._read(np.concatenate(pending))
-                except BaseException as exc:
-                    self.error = exc
+            n_pending = sum(len(p) for p in pending)
+            at_end = self._end_at is not None and self.n_samples + n_pending >= self._end_at
+            if pending and (control is not None or n_pending >= READ_AT_LEAST or at_end):
+                self._guard(self._read, np.concatenate(pending))
                 pending = []
+            if control is None and at_end and self._ahead is None and self.error is None:
+                self._guard(self._read_ahead)
         kind, part = control
         if kind == _END and self.error is None:
-            try:
-                self._end(part)
+            self._guard(self._end, part)
+            if self.error is None:
                 return
-            except BaseException as exc:
-                self.error = exc
         self._discard()
+
+    def _guard(self, step: Any, *args: Any) -> Any:
+        """Run one step of the work unless an earlier one failed; a failure is kept for finish()."""
+        if self.error is not None:
+            return None
+        try:
+            return step(*args)
+        except BaseException as exc:
+            self.error = exc
+            return None
+
+    # ----------------------------------------------------------------------- the end, read ahead
+
+    def _take(self, block: np.ndarray, pending: list[np.ndarray]) -> None:
+        """Queue ``block`` for reading, holding back what lies past the expected end."""
+        room = len(block) if self._end_at is None else self._end_at - self.n_samples
+        room = max(0, min(len(block), room - sum(len(p) for p in pending)))
+        if room:
+            pending.append(block[:room])
+        if room < len(block):
+            self._held.append(block[room:])
+
+    def _expect(self, end: int | None, pending: list[np.ndarray]) -> list[np.ndarray]:
+        self._cut_back()
+        samples, self._held = [*pending, *self._held], []
+        self._end_at = end if end is not None and end >= self.n_samples else None
+        again: list[np.ndarray] = []
+        for block in samples:
+            self._take(block, again)
+        return again
+
+    def _read_ahead(self) -> None:
+        llm = self.engine.llama
+        window = self._windows[-1]
+        self._ahead = _Ahead(
+            self.n_samples, llm.n_tokens, self._ids, self.rows_read, len(window.rows), self._ahead_steps()
+        )
+
+    def _ahead_steps(self) -> Iterator[bool]:
+        rows = self._closing_rows(self._stream.fork())  # the real stream can still go on
+        for start in range(0, len(rows), AHEAD_BATCH):
+            batch = rows[start : start + AHEAD_BATCH]
+            self._decode(batch)
+            self.read_ahead += len(batch)
+            yield True
+        for start in range(0, len(self._tail), AHEAD_BATCH):
+            text = self._tail[start : start + AHEAD_BATCH]
+            self.engine._kv.decode(text, all_logits=False)
+            self.read_ahead += len(text)
+            yield True
+
+    def _step(self, ahead: _Ahead) -> None:
+        if not next(ahead.steps, False):
+            ahead.done = True
+            self.ahead_done.set()
+
+    def _cut_back(self) -> None:
+        """Speech resumed: back to the last real row (the encoder's own state never went past it)."""
+        from g3chat.core.engine.kv import KVSession
+
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        self.cut_back += 1
+        self.read_ahead = 0
+        self.ahead_done.clear()
+        if not KVSession(self.engine.llama).truncate(ahead.position):
+            raise EngineError("the cache could not be cut back to the recording's last row")
+        del self._windows[-1].rows[ahead.n_rows :]
+        self._ids, self.rows_read = ahead.ids, ahead.rows_read
+
+    # -------------------------------------------------------------------------------- the reading
 
     def _begin(self) -> None:
         """Evaluate the prompt up to the clip's ``<start_of_audio>``."""
@@ -161,6 +271,9 @@ class Listener:
         )
         if start is None:
             raise InputError("the recording's stand-in is not in the prompt")
+        later = [m[0] for m in plan.media if m[0] > start]
+        clip_end = start + next(c for s, c in plan.media if s == start).n_tokens
+        self._tail = plan.tokens[clip_end : min(later, default=len(plan.tokens))]
         media = [m for m in plan.media if m[0] < start]
         prefix = PromptPlan(plan.tokens[:start], media, plan.items, plan.preamble)
         self._kept = engine._kv.common_prefix(prefix.tokens)
@@ -191,23 +304,25 @@ class Listener:
             self._decode(np.where(keep[:, None], soft, self._filler()[0]))
 
     def _close(self) -> None:
+        self._decode(self._closing_rows(self._stream))
+
+    def _closing_rows(self, stream: Any) -> np.ndarray:
         """The window's last soft tokens, its padding rows and ``<end_of_audio>``."""
         from g3chat.core.engine.hearing import MIN_SAMPLES
 
-        window, stream = self._windows[-1], self._stream
+        window = self._windows[-1]
+        rows: list[np.ndarray] = []
+        padding, end = self._filler()
         short = MIN_SAMPLES - (self.n_samples - window.start)
         if short > 0:  # as Hearing.rows pads a short clip
             soft, keep = stream.push(np.zeros(short, np.float32))
-            self._decode(np.where(keep[:, None], soft, self._filler()[0]))
+            rows.append(np.where(keep[:, None], soft, padding))
         soft, keep = stream.finish()
-        padding, end = self._filler()
-        n_soft = self.hearing.config.soft_tokens
-        rows = [np.where(keep[:, None], soft, padding)]
-        n_pad = n_soft - stream.n_tokens
+        n_pad = self.hearing.config.soft_tokens - stream.n_tokens
         if n_pad < 0:
             raise InputError("the window holds more soft tokens than the model's audio window")
-        rows += [np.broadcast_to(padding, (n_pad, padding.shape[0])), end[None, :]]
-        self._decode(np.concatenate(rows))
+        rows += [np.where(keep[:, None], soft, padding), np.broadcast_to(padding, (n_pad, padding.shape[0]))]
+        return np.concatenate([*rows, end[None, :]])
 
     def _decode(self, rows: np.ndarray) -> None:
         from g3chat.core.engine.embeddings import decode_embeddings
@@ -227,8 +342,17 @@ class Listener:
         return filler_rows(self.hearing.encoder(), self.hearing.eoa)
 
     def _end(self, part: AttachmentPart) -> None:
-        self._close()
         hearing, llm = self.hearing, self.engine.llama
+        n_samples = hearing._n_samples(part)
+        if n_samples != self.n_samples:
+            self._cut_back()  # not the clip read ahead: stopped another way, or not trimmed
+            if self._held and n_samples > self.n_samples:
+                self._read(np.concatenate(self._held)[: n_samples - self.n_samples])
+        if self._ahead is not None:
+            for _ in self._ahead.steps:  # what is left of the end read ahead
+                pass
+        else:
+            self._close()
         layout: list[tuple[int, int]] = []
         for i, window in enumerate(self._windows):
             end = self._windows[i + 1].start if i + 1 < len(self._windows) else self.n_samples

@@ -5,8 +5,9 @@ time limit is reached, or, once speech has been heard, after a stretch of traili
 energy voice-activity detector that adapts to the room's noise floor). Levels are reported to a callback
 about 20 times a second, so a UI can draw a meter and the elapsed time. A recording stopped by silence keeps
 only :data:`KEEP_SILENCE_S` of it after the last loud block, and ``on_pause`` hears where that end would be
-as soon as the silence begins (engine/listening.py reads the clip's end during the silence wait). Every failure, from a missing
-PortAudio library to a device that stops delivering audio, is a :class:`MicrophoneError` that says what to do.
+as soon as the silence begins (engine/listening.py reads the clip's end during the silence wait). Every
+failure, from a missing PortAudio library to a device that stops delivering audio, is a
+:class:`MicrophoneError` that says what to do.
 """
 
 from __future__ import annotations
