@@ -197,8 +197,9 @@ class Listener:
 
     def _take(self, block: np.ndarray, pending: list[np.ndarray]) -> None:
         """Queue ``block`` for reading, holding back what lies past the expected end."""
-        room = len(block) if self._end_at is None else self._end_at - self.n_samples
-        room = max(0, min(len(block), room - sum(len(p) for p in pending)))
+        room = len(block)
+        if self._end_at is not None:
+            room = max(0, min(room, self._end_at - self.n_samples - sum(len(p) for p in pending)))
         if room:
             pending.append(block[:room])
         if room < len(block):

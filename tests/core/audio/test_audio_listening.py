@@ -122,6 +122,10 @@ def test_the_end_read_ahead_in_the_silence_is_the_trimmed_clip(
     live = live_part()
     listener = Listener(engine, [user("the keeper", [live])], live)
     feed(listener, samples[:24_800])  # the first silent block, then the recorder's on_pause
+    deadline = time.monotonic() + 30
+    while listener.rows_read < 6 and time.monotonic() < deadline:  # read while recorded, 0.5 s at a time
+        time.sleep(0.01)
+    assert listener.rows_read >= 6
     listener.expect_end(end)
     feed(listener, samples[24_800:])
     read_ahead(listener)
