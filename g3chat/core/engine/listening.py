@@ -90,12 +90,16 @@ class _Ahead:
 class Listener:
     """Reads one recording into the engine's cache while it is made; see the module docstring."""
 
-    def __init__(self, engine: Any, messages: Sequence[Message], live: AttachmentPart) -> None:
+    def __init__(
+        self, engine: Any, messages: Sequence[Message], live: AttachmentPart, *, read_ahead: bool = True
+    ) -> None:
         """Start listening: ``live`` (from :func:`live_part`) stands where the recording goes in
-        ``messages`` (a ``LlamaCppEngine``'s conversation). EngineError when the model cannot hear."""
+        ``messages`` (a ``LlamaCppEngine``'s conversation). EngineError when the model cannot hear.
+        ``read_ahead=False``: an expected end only holds back the samples past it (bench/)."""
         if not can_listen(engine):
             raise EngineError("this model cannot hear audio")
         self.engine, self.hearing, self.live = engine, engine._hearing, live
+        self.reads_ahead = read_ahead
         self.messages = list(messages)
         self.n_samples = 0
         self.rows_read = 0  # soft-token rows in the cache so far
@@ -174,7 +178,7 @@ class Listener:
             if pending and (control is not None or n_pending >= READ_AT_LEAST or at_end):
                 self._guard(self._read, np.concatenate(pending))
                 pending = []
-            if control is None and at_end and self._ahead is None and self.error is None:
+            if control is None and at_end and self._ahead is None and self.reads_ahead and self.error is None:
                 self._guard(self._read_ahead)
         kind, part = control
         if kind == _END and self.error is None:
