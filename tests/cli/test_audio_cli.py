@@ -144,7 +144,7 @@ def test_ask_mic_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str
 
 
 @needs_portaudio
-def test_ask_mic_ended_by_silence_is_read_to_the_question_before_it_stops(
+def test_ask_mic_ended_by_silence_leaves_one_token_to_the_answer(
     files: dict[str, Path], env: dict[str, str], tmp_path: Path
 ) -> None:
     from tests.core.media.test_mic import ASOUNDRC
@@ -161,7 +161,7 @@ def test_ask_mic_ended_by_silence_is_read_to_the_question_before_it_stops(
     assert "(silence)" in stderr
     [part] = payload["attachments"]
     assert part["duration_s"] == pytest.approx(1.55, abs=0.01)  # the speech and 0.3 s of the silence
-    # the clip's end and the prompt after it were read during the 2 s of silence: one token was left
+    # the trimmed clip, its end and the prompt after it were read by the listener: one token was left
     assert payload["usage"]["prompt_eval_tokens"] == 1
 
 

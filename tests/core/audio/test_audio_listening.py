@@ -67,7 +67,7 @@ def test_listened_clip_gives_the_logits_of_reading_it_at_once(
     assert len(plan.spans) == (1 if seconds < 3.872 else 2)  # 30 s (here 3.872 s) after 30 s
     assert all(end - start == SOFT + 1 for start, end in plan.spans)
     got, evaluated = prefill_logits(engine, messages, fresh=False)
-    assert evaluated == len(plan.tokens) - plan.spans[-1][1]  # only what follows the clip
+    assert evaluated == 1  # the clip and the prompt after it were read: the last token, for its logits
     assert engine._hearing is not None
     engine._hearing._rows.clear()  # read at once: rows encoded afresh from the stored WAV
     want, evaluated = prefill_logits(engine, messages, fresh=True)
@@ -160,9 +160,8 @@ def test_a_read_ahead_is_cut_back_when_the_clip_goes_on(
     listener.finish(part)
     assert listener.cut_back == 1
     messages = [user("the keeper", [part])]
-    plan = engine.plan(messages)
     got, evaluated = prefill_logits(engine, messages, fresh=False)
-    assert evaluated == len(plan.tokens) - plan.spans[-1][1]  # only what follows the clip
+    assert evaluated == 1  # the clip and the prompt after it were read: the last token, for its logits
     assert_read_at_once(engine, messages, got)
 
 
