@@ -218,8 +218,11 @@ class Listener(WindowReader):
             self._decode(batch)
             self.read_ahead += len(batch)
             yield True
-        for start in range(0, len(self._tail), AHEAD_BATCH):
-            text = self._tail[start : start + AHEAD_BATCH]
+        # all but the prompt's last token: the answer evaluates that one for its logits, and a cache that
+        # already held it would have to be cut back by one position first (slow in llama.cpp: seconds)
+        tail = self._tail[:-1]
+        for start in range(0, len(tail), AHEAD_BATCH):
+            text = tail[start : start + AHEAD_BATCH]
             self.engine._kv.decode(text, all_logits=False)
             self.read_ahead += len(text)
             yield True

@@ -95,15 +95,16 @@ def assert_read_at_once(engine: LlamaCppEngine, messages: list, got: np.ndarray)
     """``got`` are the logits of reading the clip's rows at once, and those rows are the stored clip's.
 
     Two checks, as the tiny random model turns the encoder's float32 rounding between chunkings (1e-6 in
-    the rows) into ~1e-3 in its logits: the cache the listener left equals reading its rows at once
-    (exactly, on llama.cpp's CPU backend), and those rows equal the stored clip's, encoded afresh."""
+    the rows) into ~1e-3 in its logits: the cache the listener left equals reading its rows at once (to
+    1e-4: llama.cpp's batches are split differently), and those rows equal the stored clip's, encoded
+    afresh."""
     hearing = engine._hearing
     assert hearing is not None
     part = messages[-1].parts[0]
     listened = {k[1]: v for k, v in hearing._rows.items() if k[0] == part.sha256}
     want, evaluated = prefill_logits(engine, messages, fresh=True)  # the listened rows, at once
     assert evaluated == len(engine.plan(messages).tokens)
-    assert float(np.abs(got - want).max()) <= 1e-5
+    assert float(np.abs(got - want).max()) <= 1e-4
     hearing._rows.clear()
     assert listened and hearing.layouts[part.sha256] == tuple(listened)
     for window, rows in listened.items():
