@@ -3,16 +3,21 @@ it after the recording ends (`ask --mic` before), in one run on the same machine
 
 The utterance is served by a file-backed ALSA capture device through PortAudio and the real ``Recorder``
 (shared/audio-capture.md), paced to real time in the block callback (the file device itself delivers as
-fast as it is read). For each path: record ``--seconds`` of audio, then from the moment the recorder
-returns (the end of the recording) store the WAV and ask for one answer token; the clock stops at the
-first token. Both paths start from an empty KV cache and load nothing after the recording.
+fast as it is read). ``--seconds`` of sound, then silence: the recorder stops ``--silence`` seconds after
+the sound ends (2 s, as `ask --mic` and the chat UI; the clip keeps 0.3 s of the silence), or with
+``--silence 0`` at the time limit of ``--seconds``. For each path, from the moment the recorder returns
+(the end of the recording) store the WAV and ask for one answer token; the clock stops at the first token.
+The paths: ``after`` reads the clip after the recording (`ask --mic` before listening), ``listening``
+reads it while it is recorded, ``ahead`` also reads the clip's end and the question during the silence
+wait (the recorder's ``on_pause``). All start from an empty KV cache and load nothing after the recording.
 
 The model is the E2B-shaped GGUF of bench/e2b_model.py (``--model e2b-q4``) and the audio tower Gemma 3n
 E2B's at full size with seeded random weights (tests/fixtures/audio_synth.py: speed does not depend on the
 values; about 6 GB of memory); the shaped vocabulary has no audio tokens, so two other special tokens
 stand in for <start_of_audio> and <end_of_audio>. ``--small`` is a smoke run (test model sizes).
 
-    python bench/listen_latency.py [--model e2b-q4] [--seconds 10] [--threads 2] [--repeats 1] [--small]
+    python bench/listen_latency.py [--model e2b-q4] [--seconds 10] [--silence 2] [--threads 2] [--repeats 1]
+                                   [--small]
 """
 
 from __future__ import annotations
@@ -72,10 +77,14 @@ def hearing_for(engine: LlamaCppEngine, cfg: AudioConfig, weights_file: Path) ->
     hearing._encoder = AudioEncoder(config, random_weights(config, 7))
 
 
-def record(seconds: float, on_block=None) -> np.ndarray:  # -> int16 samples
+SILENCE_S = 2.0
+
+
+def record(seconds: float, on_block=None, on_pause=None) -> np.ndarray:  # -> int16 samples
     """The real recorder on the file device, paced to real time; returns at the end of the recording."""
     started = time.perf_counter()
     fed = 0
+    pauses.clear()
 
     def paced(block: np.ndarray) -> None:
         nonlocal fed
@@ -84,7 +93,22 @@ def record(seconds: float, on_block=None) -> np.ndarray:  # -> int16 samples
         if on_block is not None:
             on_block(block)
 
-    return Recorder(max_seconds=seconds, silence_s=None, on_block=paced).record().samples
+    def pause(end: int | None) -> None:
+        pauses.append(time.perf_counter())
+        if on_pause is not None:
+            on_pause(end)
+
+    limit = seconds + SILENCE_S + 1.0 if SILENCE_S else seconds
+    recording = Recorder(
+        max_seconds=limit, silence_s=SILENCE_S or None, on_block=paced, on_pause=pause
+    ).record()
+    assert recording.stopped_by == ("silence" if SILENCE_S else "time"), recording.stopped_by
+    if pauses:
+        pauses.append(time.perf_counter())
+    return recording.samples
+
+
+pauses: list[float] = []  # when the recorder heard silence begin, and (last) when it stopped
 
 
 def first_token(engine: LlamaCppEngine, messages: list, started: float) -> tuple[float, int]:
@@ -108,29 +132,34 @@ def at_once(engine: LlamaCppEngine, store: MediaStore, seconds: float) -> tuple[
     return first_token(engine, [user(QUESTION, [part])], started)
 
 
-def listening(engine: LlamaCppEngine, store: MediaStore, seconds: float) -> tuple[float, int]:
+def listening(engine: LlamaCppEngine, store: MediaStore, seconds: float, ahead: bool) -> tuple[float, int]:
     live = live_part()
-    listener = Listener(engine, [user(QUESTION, [live])], live)
-    samples = record(seconds, listener.feed)
+    listener = Listener(engine, [user(QUESTION, [live])], live, read_ahead=ahead)
+    samples = record(seconds, listener.feed, listener.expect_end)  # the trimmed clip's end, at least
     started = time.perf_counter()
-    read, queued = listener.rows_read, listener._queue.qsize()
+    read, queued, done = listener.rows_read, listener._queue.qsize(), listener.ahead_done.is_set()
+    ahead_read = listener.read_ahead
     part = audio_part(store, samples, "recording.wav")
     listener.finish(part)
     finished = time.perf_counter() - started
     took, evaluated = first_token(engine, [user(QUESTION, [part])], started)
-    print(f"  {'':>9}  at the end: {read} rows read, {queued} blocks queued; {listener.rows_read - read} "
-          f"rows read after it in {finished:.2f} s")  # fmt: skip
+    all_ahead = ", all" if done else ""
+    print(f"  {'':>9}  at the end: {read} rows read ({ahead_read} positions ahead{all_ahead}), {queued} "
+          f"blocks queued; {listener.rows_read - read} rows read after it in {finished:.2f} s")  # fmt: skip
     return took, evaluated
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="e2b-q4", help=MODEL_HELP)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="the utterance's sound")
+    parser.add_argument("--silence", type=float, default=2.0, help="stop after this silence (0: time)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--small", action="store_true", help="the tests' tower and model (a smoke run)")
     args = parser.parse_args()
+    global SILENCE_S
+    SILENCE_S = args.silence
     from tests.fixtures.audio_synth import tone_mix
 
     tmp = Path(tempfile.mkdtemp(prefix="g3chat-listen-"))
@@ -146,7 +175,8 @@ def main() -> None:
         QUESTION = "the keeper"  # words of its tiny vocabulary
     else:
         model = resolve_model(args.model)
-    capture_device(tmp, tone_mix(args.seconds + 1.0, seed=1))
+    sound = tone_mix(args.seconds, seed=1)
+    capture_device(tmp, np.concatenate([sound, np.zeros(int(16_000 * (args.silence + 2.0)), np.float32)]))
     engine = LlamaCppEngine(
         model, n_ctx=2048, n_threads=args.threads, state_memory_mb=0, state_dir=None, **extra
     )
@@ -163,18 +193,28 @@ def main() -> None:
     store = MediaStore(tmp / "media")
     warm = audio_part(store, tone_mix(1.0, seed=2), "warm.wav")
     first_token(engine, [user(QUESTION, [warm])], time.perf_counter())  # graphs built, pages touched
-    runs: dict[str, list[float]] = {"after": [], "listening": []}
+    paths = {
+        "after": at_once,
+        "listening": lambda e, st, sec: listening(e, st, sec, ahead=False),
+        "ahead": lambda e, st, sec: listening(e, st, sec, ahead=True),
+    }
+    if not args.silence:
+        del paths["ahead"]  # no silence, no pause: the same as listening
+    runs: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.repeats):
-        for name, path in (("after", at_once), ("listening", listening)):
+        for name, path in paths.items():
             KVSession(engine.llama).truncate(0)
             engine._hearing._rows.clear()  # type: ignore[union-attr]
             took, evaluated = path(engine, store, args.seconds)
             runs[name].append(took)
+            wait = f"; {pauses[-1] - pauses[-2]:.2f} s of silence waited" if pauses else ""
             print(f"  {name:>9}: first token {took:5.2f} s after the recording ended "
-                  f"({evaluated} prompt positions evaluated after it)")  # fmt: skip
-    before, now = statistics.median(runs["after"]), statistics.median(runs["listening"])
-    print(f"end of recording -> first token: read after {before:.2f} s, read while recorded {now:.2f} s "
-          f"({before / now:.1f}x sooner)")  # fmt: skip
+                  f"({evaluated} prompt positions evaluated after it{wait})")  # fmt: skip
+    base = statistics.median(runs["after"])
+    print("end of recording -> first token (median): " + ", ".join(
+        f"{name} {statistics.median(times):.2f} s ({base / statistics.median(times):.1f}x)"
+        for name, times in runs.items()
+    ))  # fmt: skip
     engine.close()
 
 

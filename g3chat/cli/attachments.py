@@ -72,7 +72,11 @@ def record_heard(
         live = live_part()
         listener = Listener(engine, [*before, user(prompt, [*files, live])], live)
     try:
-        part = record_mic(store, seconds, stop, on_block=listener.feed if listener else None)
+        part = record_mic(
+            store, seconds, stop,
+            on_block=listener.feed if listener else None,
+            on_pause=listener.expect_end if listener else None,
+        )  # fmt: skip
     except BaseException:
         if listener is not None:
             listener.cancel()
@@ -90,6 +94,7 @@ def record_mic(
     seconds: float | None,
     stop: threading.Event,
     on_block: Callable[[Any], None] | None = None,
+    on_pause: Callable[[int | None], None] | None = None,
 ) -> AttachmentPart:
     """Record from the default input device until the limit, trailing silence, or Ctrl+C (``stop``)."""
     from datetime import datetime
@@ -110,9 +115,10 @@ def record_mic(
             sys.stderr.flush()
 
     sys.stderr.write("g3chat: recording from the microphone (Ctrl+C to stop)…\n")
-    recording = Recorder(max_seconds=limit, silence_s=MIC_SILENCE_S, on_level=show, on_block=on_block).record(
-        stop
+    recorder = Recorder(
+        max_seconds=limit, silence_s=MIC_SILENCE_S, on_level=show, on_block=on_block, on_pause=on_pause
     )
+    recording = recorder.record(stop)
     stop.clear()  # a Ctrl+C that ended the recording must not cancel the answer
     if live:
         sys.stderr.write("\n")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from g3chat.core.types import AttachmentPart, Message, user
 
@@ -40,10 +40,8 @@ class LiveHearing:
         """A listener holds the engine (listening, or finishing the clip)."""
         return self.listener is not None or self.finishing
 
-    def start(
-        self, conversation_id: int | None, parts: Sequence[AttachmentPart]
-    ) -> Callable[[Any], None] | None:
-        """Listen to a recording about to start; the callable takes its sample blocks (None: not now)."""
+    def start(self, conversation_id: int | None, parts: Sequence[AttachmentPart]) -> Listener | None:
+        """Listen to a recording about to start: the listener takes its sample blocks (None: not now)."""
         from g3chat.core.engine.listening import Listener, can_listen, live_part
 
         app = self.app
@@ -73,7 +71,7 @@ class LiveHearing:
         except Exception:
             app.engine_idle.set()
             return None
-        return self.listener.feed
+        return self.listener
 
     def stop(self, part: AttachmentPart | None) -> None:
         """The recording ended (stored as ``part``; None: dropped): finish or cancel off the UI thread,

@@ -143,6 +143,28 @@ def test_ask_mic_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str
     assert payload["usage"]["prompt_eval_tokens"] < 25
 
 
+@needs_portaudio
+def test_ask_mic_ended_by_silence_leaves_one_token_to_the_answer(
+    files: dict[str, Path], env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.core.media.test_mic import ASOUNDRC
+
+    home = tmp_path / "home"
+    home.mkdir()
+    raw = tmp_path / "input16k.raw"
+    raw.write_bytes(wav_bytes(speech_like(3.0))[44:])
+    (home / ".asoundrc").write_text(ASOUNDRC.format(infile=raw))
+    rc, payload, stderr = ask_json("--mic", "--seconds", "10", env={
+        **env, "HOME": str(home), "G3CHAT_ENGINE__AUDIO_WEIGHTS": str(MMPROJ)
+    })  # fmt: skip
+    assert rc == 0, stderr
+    assert "(silence)" in stderr
+    [part] = payload["attachments"]
+    assert part["duration_s"] == pytest.approx(1.55, abs=0.01)  # the speech and 0.3 s of the silence
+    # the trimmed clip, its end and the prompt after it were read by the listener: one token was left
+    assert payload["usage"]["prompt_eval_tokens"] == 1
+
+
 # ------------------------------------------------------------------------------------ models pull --audio
 
 

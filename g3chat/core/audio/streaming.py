@@ -19,6 +19,8 @@ chunk equal the whole clip's to float32 rounding (tests/core/audio/test_audio_st
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from g3chat.core.audio import layers as L
@@ -84,6 +86,13 @@ class StreamingEncoder:
     @property
     def n_samples(self) -> int:
         return self.mel.n_samples
+
+    def fork(self) -> StreamingEncoder:
+        """An independent copy of the state so far that shares the weights: finishing the copy gives the
+        clip's last rows as if it ended here, and this stream can still go on (engine/listening.py)."""
+        shared: list[object] = [self.encoder, self.mel.extractor]
+        shared += [array for conv in self.convs for array in (conv.weight, conv.scale)]
+        return copy.deepcopy(self, {id(x): x for x in shared})
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.finished:

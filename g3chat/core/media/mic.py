@@ -3,8 +3,11 @@
 A recording stops when the caller sets its stop event (a key in the TUI, Ctrl+C in ``ask``), when the
 time limit is reached, or, once speech has been heard, after a stretch of trailing silence (a simple
 energy voice-activity detector that adapts to the room's noise floor). Levels are reported to a callback
-about 20 times a second, so a UI can draw a meter and the elapsed time. Every failure, from a missing
-PortAudio library to a device that stops delivering audio, is a :class:`MicrophoneError` that says what to do.
+about 20 times a second, so a UI can draw a meter and the elapsed time. A recording stopped by silence keeps
+only :data:`KEEP_SILENCE_S` of it after the last loud block, and ``on_pause`` hears where that end would be
+as soon as the silence begins (engine/listening.py reads the clip's end during the silence wait). Every
+failure, from a missing PortAudio library to a device that stops delivering audio, is a
+:class:`MicrophoneError` that says what to do.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from g3chat.core.errors import MicrophoneError
 
 SAMPLE_RATE = 16_000
 BLOCK_S = 0.05
+# Silence kept after the last loud block of a recording stopped by silence. Word endings (a fading vowel, an
+# unvoiced "s" or "t" release) fall under the -39 dBFS speech threshold for up to ~0.2 s; 0.3 s keeps them and
+# leaves the rest of the silence wait (1.7 s of the 2 s the chat UI and `ask --mic` wait) to read the clip's
+# end before the recording stops. The model reads 188 rows per window whatever the clip's length.
+KEEP_SILENCE_S = 0.3
 StopReason = Literal["key", "time", "silence"]
 
 NO_PORTAUDIO = (
@@ -100,6 +108,8 @@ class Recorder:
         speech_level: float = 0.35,
         on_level: Callable[[Level], None] | None = None,
         on_block: Callable[[Any], None] | None = None,
+        on_pause: Callable[[int | None], None] | None = None,
+        keep_silence_s: float = KEEP_SILENCE_S,
         device: int | str | None = None,
         rate: int = SAMPLE_RATE,
     ) -> None:
@@ -108,6 +118,10 @@ class Recorder:
         self.speech_level = speech_level  # 0.35 on the meter is about -39 dBFS
         self.on_level = on_level
         self.on_block = on_block  # each block of int16 samples kept, as it arrives (engine/listening.py)
+        # when silence begins after speech: the length the clip would be trimmed to if the silence lasts
+        # (after on_block's block); None when speech resumes
+        self.on_pause = on_pause
+        self.keep_silence_s = keep_silence_s
         self.device = device
         self.rate = rate
 
@@ -129,6 +143,7 @@ class Recorder:
         n = 0
         heard = False
         quiet_since: float | None = None
+        trim_at = 0  # the samples kept if the silence that began lasts
         reason: StopReason = "key"
         block = int(self.rate * BLOCK_S)
         try:
@@ -159,9 +174,16 @@ class Recorder:
                     if self.on_level is not None:
                         self.on_level(Level(level, elapsed, speech))
                     if speech:
+                        if quiet_since is not None and self.on_pause is not None:
+                            self.on_pause(None)
                         heard, quiet_since = True, None
                     elif heard and quiet_since is None:
                         quiet_since = elapsed
+                        trim_at = n - len(data) + int(self.keep_silence_s * self.rate)
+                        if self.max_seconds is not None:
+                            trim_at = min(trim_at, int(self.max_seconds * self.rate))
+                        if self.on_pause is not None:
+                            self.on_pause(trim_at)
                     if self.max_seconds is not None and elapsed >= self.max_seconds:
                         reason = "time"
                         break
@@ -180,6 +202,8 @@ class Recorder:
         samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
         if self.max_seconds is not None:
             samples = samples[: int(self.max_seconds * self.rate)]
+        if reason == "silence":
+            samples = samples[:trim_at]
         return Recording(samples.astype(np.int16), self.rate, reason)
 
 

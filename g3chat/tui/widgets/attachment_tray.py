@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -37,22 +37,33 @@ from g3chat.tui.widgets.attachment_chips import AttachmentChips
 from g3chat.tui.widgets.attachment_previews import AttachmentPreviews
 from g3chat.tui.widgets.record_toggle import RecordToggle
 
+if TYPE_CHECKING:
+    from g3chat.core.engine.listening import Listener
+
 MIC_MAX_S = 60.0  # a recording stops by itself after this long ...
 MIC_SILENCE_S = 2.0  # ... or after this much silence once speech was heard
 
 
 # What to tell the person about files just attached: (text, severity), or None.
 Advise = Callable[[Sequence[AttachmentPart]], "tuple[str, SeverityLevel] | None"]
-# Hearing while recording (g3chat/tui/live_hearing.py): start(the tray's attachments) -> what takes the
-# recording's sample blocks, or None; stop(the stored clip, or None when there is none).
-ListenStart = Callable[[Sequence[AttachmentPart]], "Callable[[Any], None] | None"]
+# Hearing while recording (g3chat/tui/live_hearing.py): start(the tray's attachments) -> the listener that
+# takes the recording's sample blocks and pauses, or None; stop(the stored clip, or None when there is none).
+ListenStart = Callable[[Sequence[AttachmentPart]], "Listener | None"]
 ListenStop = Callable[["AttachmentPart | None"], None]
 
 
 def chat_recorder(
-    on_level: Callable[[Level], None], on_block: Callable[[Any], None] | None = None
+    on_level: Callable[[Level], None],
+    on_block: Callable[[Any], None] | None = None,
+    on_pause: Callable[[int | None], None] | None = None,
 ) -> Recorder:
-    return Recorder(max_seconds=MIC_MAX_S, silence_s=MIC_SILENCE_S, on_level=on_level, on_block=on_block)
+    return Recorder(
+        max_seconds=MIC_MAX_S,
+        silence_s=MIC_SILENCE_S,
+        on_level=on_level,
+        on_block=on_block,
+        on_pause=on_pause,
+    )
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ class AttachmentTray(Vertical):
         self.roots = roots or roots_for()  # where @path may read: the working folder and tools.roots
         self.at_file_chars = at_file_chars
         self.listen = listen
-        self._feed: Callable[[Any], None] | None = None  # the listener's, while a recording is heard
+        self._listener: Listener | None = None  # while a recording is heard
         self.record_hint = ""
         self.picker_folder: Path | None = None  # where the picker opens next: the last file's folder
 
@@ -144,22 +155,27 @@ class AttachmentTray(Vertical):
         """Start recording (showing ``hint`` beside the meter), or stop the recording in progress."""
         self.record_hint = hint
         self.query_one("#record-hint", Static).update(hint)
-        if not self.toggle.recording and self.listen is not None and self._feed is None:
-            self._feed = self.listen[0](self.attachments)  # the model hears it while it is made
+        if not self.toggle.recording and self.listen is not None and self._listener is None:
+            self._listener = self.listen[0](self.attachments)  # the model hears it while it is made
         self.toggle.action_toggle()
         self._update()
 
     def _recorder(self, on_level: Callable[[Level], None]) -> Recorder:
-        return chat_recorder(on_level, self._block)
+        return chat_recorder(on_level, self._block, self._pause)
 
     def _block(self, block: Any) -> None:
-        feed = self._feed  # read once: the recording thread calls this
-        if feed is not None:
-            feed(block)
+        listener = self._listener  # read once: the recording thread calls this
+        if listener is not None:
+            listener.feed(block)
+
+    def _pause(self, end: int | None) -> None:
+        listener = self._listener
+        if listener is not None:
+            listener.expect_end(end)
 
     def _heard(self, part: AttachmentPart | None) -> None:
-        if self._feed is not None and self.listen is not None:
-            self._feed = None
+        if self._listener is not None and self.listen is not None:
+            self._listener = None
             self.listen[1](part)
 
     # -------------------------------------------------------------------------------------- attaching

@@ -67,7 +67,7 @@ def test_listened_clip_gives_the_logits_of_reading_it_at_once(
     assert len(plan.spans) == (1 if seconds < 3.872 else 2)  # 30 s (here 3.872 s) after 30 s
     assert all(end - start == SOFT + 1 for start, end in plan.spans)
     got, evaluated = prefill_logits(engine, messages, fresh=False)
-    assert evaluated == len(plan.tokens) - plan.spans[-1][1]  # only what follows the clip
+    assert evaluated == 1  # the clip and the prompt after it were read: the last token, for its logits
     assert engine._hearing is not None
     engine._hearing._rows.clear()  # read at once: rows encoded afresh from the stored WAV
     want, evaluated = prefill_logits(engine, messages, fresh=True)
@@ -79,6 +79,91 @@ def test_listened_clip_gives_the_logits_of_reading_it_at_once(
     other = record(engine, [], as_int16(tone_mix(seconds, seed=4)), store)
     moved, _ = prefill_logits(engine, other, fresh=False)
     assert float(np.abs(moved - want).max()) > 100 * TOLERANCE
+
+
+def feed(listener: Listener, samples: np.ndarray) -> None:
+    for start in range(0, len(samples), BLOCK):
+        listener.feed(samples[start : start + BLOCK])
+
+
+def read_ahead(listener: Listener) -> None:
+    assert listener.ahead_done.wait(60)
+    assert listener.read_ahead > 0 and listener.error is None
+
+
+def assert_read_at_once(engine: LlamaCppEngine, messages: list, got: np.ndarray) -> None:
+    """``got`` are the logits of reading the clip's rows at once, and those rows are the stored clip's.
+
+    Two checks, as the tiny random model turns the encoder's float32 rounding between chunkings (1e-6 in
+    the rows) into ~1e-3 in its logits: the cache the listener left equals reading its rows at once (to
+    1e-4: llama.cpp's batches are split differently), and those rows equal the stored clip's, encoded
+    afresh."""
+    hearing = engine._hearing
+    assert hearing is not None
+    part = messages[-1].parts[0]
+    listened = {k[1]: v for k, v in hearing._rows.items() if k[0] == part.sha256}
+    want, evaluated = prefill_logits(engine, messages, fresh=True)  # the listened rows, at once
+    assert evaluated == len(engine.plan(messages).tokens)
+    assert float(np.abs(got - want).max()) <= 1e-4
+    hearing._rows.clear()
+    assert listened and hearing.layouts[part.sha256] == tuple(listened)
+    for window, rows in listened.items():
+        assert float(np.abs(hearing.rows(part, window) - rows).max()) <= 1e-5
+
+
+def test_the_end_read_ahead_in_the_silence_is_the_trimmed_clip(
+    engine: LlamaCppEngine, store: MediaStore
+) -> None:
+    """Silence begins at 1.5 s: the clip's end (to 1.8 s) and the prompt after it are read while the
+    silence lasts; the stopped recording, trimmed there, then costs the answer one token."""
+    speech = as_int16(np.resize(speech_clip(), 24_000))
+    samples = np.concatenate([speech, np.zeros(24_000, np.int16)])  # and 1.5 s of silence
+    end = 24_000 + 4_800
+    KVSession(engine.llama).truncate(0)
+    live = live_part()
+    listener = Listener(engine, [user("the keeper", [live])], live)
+    feed(listener, samples[:24_800])  # the first silent block, then the recorder's on_pause
+    deadline = time.monotonic() + 30
+    while listener.rows_read < 6 and time.monotonic() < deadline:  # read while recorded, 0.5 s at a time
+        time.sleep(0.01)
+    assert listener.rows_read >= 6
+    listener.expect_end(end)
+    feed(listener, samples[24_800:])
+    read_ahead(listener)
+    part = audio_part(store, samples[:end], "recording.wav")  # as the recorder trims it
+    listener.finish(part)
+    messages = [user("the keeper", [part])]
+    got, evaluated = prefill_logits(engine, messages, fresh=False)
+    assert evaluated == 1  # the prompt's last token, for fresh logits
+    assert_read_at_once(engine, messages, got)
+
+
+@pytest.mark.parametrize("how", ["resumed", "stopped by key"])
+@pytest.mark.parametrize("seconds", [3.0, 5.0])
+def test_a_read_ahead_is_cut_back_when_the_clip_goes_on(
+    engine: LlamaCppEngine, store: MediaStore, how: str, seconds: float
+) -> None:
+    """Silence at 1 s, read ahead; then speech resumes (or the recording is stopped by a key, untrimmed):
+    the whole clip, read on from the last real row, gives the logits of reading it at once."""
+    samples = as_int16(np.resize(speech_clip(), int(seconds * 16_000)))
+    samples[16_000:32_000] = 0
+    KVSession(engine.llama).truncate(0)
+    live = live_part()
+    listener = Listener(engine, [user("the keeper", [live])], live)
+    feed(listener, samples[:16_800])
+    listener.expect_end(16_000 + 4_800)
+    feed(listener, samples[16_800:32_000])
+    read_ahead(listener)
+    if how == "resumed":
+        listener.expect_end(None)
+    feed(listener, samples[32_000:])
+    part = audio_part(store, samples, "recording.wav")
+    listener.finish(part)
+    assert listener.cut_back == 1
+    messages = [user("the keeper", [part])]
+    got, evaluated = prefill_logits(engine, messages, fresh=False)
+    assert evaluated == 1  # the clip and the prompt after it were read: the last token, for its logits
+    assert_read_at_once(engine, messages, got)
 
 
 def test_cancelling_discards_what_was_read(engine: LlamaCppEngine, store: MediaStore) -> None:

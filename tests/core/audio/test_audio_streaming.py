@@ -101,3 +101,25 @@ def test_mel_rows_stream_exactly(clips) -> None:
     assert np.abs(whole.mel - clips["mel_odd_12345"]).max() < 1e-3  # transformers' extractor
     with pytest.raises(ValueError):
         MelStream().push(np.zeros(480_001, np.float32))
+
+
+@pytest.mark.parametrize("cut", [9_000, 24_321])
+def test_a_fork_ends_the_clip_here_and_the_stream_goes_on(encoder, clips, cut: int) -> None:
+    """What the listener reads ahead when silence begins: the fork's end is the clip cut at ``cut``, and
+    the stream it came from still gives the whole clip."""
+    clip = speech(clips)[:40_000]
+    stream = StreamingEncoder(encoder)
+    head, head_keep = stream.push(clip[:cut])
+    fork = stream.fork()
+    assert fork.encoder is encoder and fork.convs[0].weight is stream.convs[0].weight  # weights shared
+    end, end_keep = fork.finish()
+    rest, rest_keep = stream.push(clip[cut:])
+    last, last_keep = stream.finish()
+    for got, keep, part in (
+        (np.concatenate([head, end]), np.concatenate([head_keep, end_keep]), clip[:cut]),
+        (np.concatenate([head, rest, last]), np.concatenate([head_keep, rest_keep, last_keep]), clip),
+    ):
+        features = extract_features(part)
+        want, want_keep = encoder(features.mel, features.valid)
+        assert got.shape == want.shape and np.array_equal(keep, want_keep)
+        assert float(np.abs(got - want).max()) <= TOLERANCE

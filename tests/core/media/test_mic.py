@@ -95,7 +95,7 @@ def test_records_real_samples_and_stops_on_trailing_silence(capture_home: Path, 
     result = json.loads(proc.stdout)
     assert "error" not in result, result
     assert result["by"] == "silence"
-    assert 2.0 <= result["seconds"] <= 3.5  # 1.25 s to the end of the speech, then 1 s of silence
+    assert 1.45 <= result["seconds"] <= 1.75  # 1.25 s to the end of the speech, 0.3 s of the silence kept
     assert result["speech"] >= 10 and max(result["levels"]) > 0.7 and result["levels"][0] == 0.0
     samples, rate = read_wav(out)
     expected = speech_like()[: len(samples)]
@@ -182,3 +182,22 @@ print(json.dumps({"n": len(rec.samples), "blocks": len(blocks), "same": same}))
 """
     result = json.loads(_run(code, capture_home).stdout)
     assert result == {"n": 8320, "blocks": 11, "same": True}  # 10 blocks of 50 ms and 20 ms of the 11th
+
+
+@needs_portaudio
+def test_silence_is_announced_where_the_trimmed_clip_will_end(capture_home: Path) -> None:
+    """``on_pause`` hears, when the silence begins, the length a silence stop then keeps."""
+    code = """
+import json, numpy as np
+from g3chat.core.media.mic import Recorder
+events, blocks = [], []
+rec = Recorder(max_seconds=10, silence_s=1.0, on_block=blocks.append,
+               on_pause=lambda end: events.append((end, sum(map(len, blocks))))).record()
+print(json.dumps({"n": len(rec.samples), "by": rec.stopped_by, "events": events,
+                  "same": bool(np.array_equal(np.concatenate(blocks)[:len(rec.samples)], rec.samples))}))
+"""
+    result = json.loads(_run(code, capture_home).stdout)
+    [(end, fed)] = result["events"]
+    assert result["by"] == "silence" and result["n"] == end and result["same"]
+    assert end == 20_000 + 4_800  # the speech's last block ends at 1.25 s; 0.3 s kept
+    assert fed == 20_800  # announced with the first silent block, before the end's samples arrived
