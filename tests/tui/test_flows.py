@@ -143,6 +143,9 @@ async def test_escape_stops_and_keeps_the_partial_answer(make_app, store: Store)
         await wait_until(pilot, lambda: app.model_state == "ready")
         await send(pilot, app, "talk")
         await wait_until(pilot, lambda: app.job is not None and len(app.job.ui.text) > 20)
+        await send(pilot, app, "typed while it answers")  # not sent while this chat answers, and not lost
+        await pilot.pause()
+        assert app.chat_screen.prompt.text == "typed while it answers"
         await pilot.press("escape")
         await wait_until(pilot, lambda: idle(app))
         conversation = store.latest_conversation()

@@ -190,6 +190,8 @@ class ChatScreen(Screen[None]):
         text = taken.text
         if self.g3.is_generating(self.conversation_id):
             self.notify("Wait for the answer to finish, or press Esc to stop it.", severity="warning")
+            if not self.prompt.text:
+                self.prompt.text = event.text  # not sent: kept to send when the answer is done
             return
         if not await self.tray.take_mentions(text):  # @path: attached now, or refused with nothing sent
             if not self.prompt.text:
