@@ -122,18 +122,24 @@ def test_a_missing_configured_weights_file_is_one_line(files: dict[str, Path], e
     )
 
 
-@needs_portaudio
-def test_ask_mic_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str], tmp_path: Path) -> None:
+def ask_mic(env: dict[str, str], tmp_path: Path, *, sound_s: float, seconds: int) -> tuple[int, dict, str]:
+    """``ask --mic --json`` on the tiny Gemma 3n, the microphone a file-backed capture device playing
+    ``sound_s`` of speech-like sound (then silence)."""
     from tests.core.media.test_mic import ASOUNDRC
 
     home = tmp_path / "home"
     home.mkdir()
     raw = tmp_path / "input16k.raw"
-    raw.write_bytes(wav_bytes(speech_like(2.0))[44:])
+    raw.write_bytes(wav_bytes(speech_like(sound_s))[44:])
     (home / ".asoundrc").write_text(ASOUNDRC.format(infile=raw))
-    rc, payload, stderr = ask_json("--mic", "--seconds", "3", env={
+    return ask_json("--mic", "--seconds", str(seconds), env={
         **env, "HOME": str(home), "G3CHAT_ENGINE__AUDIO_WEIGHTS": str(MMPROJ)
     })  # fmt: skip
+
+
+@needs_portaudio
+def test_ask_mic_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str], tmp_path: Path) -> None:
+    rc, payload, stderr = ask_mic(env, tmp_path, sound_s=2.0, seconds=3)
     assert rc == 0, stderr
     assert "recorded" in stderr and "not sent" not in stderr
     [part] = payload["attachments"]
@@ -147,16 +153,7 @@ def test_ask_mic_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, str
 def test_ask_mic_ended_by_silence_leaves_one_token_to_the_answer(
     files: dict[str, Path], env: dict[str, str], tmp_path: Path
 ) -> None:
-    from tests.core.media.test_mic import ASOUNDRC
-
-    home = tmp_path / "home"
-    home.mkdir()
-    raw = tmp_path / "input16k.raw"
-    raw.write_bytes(wav_bytes(speech_like(3.0))[44:])
-    (home / ".asoundrc").write_text(ASOUNDRC.format(infile=raw))
-    rc, payload, stderr = ask_json("--mic", "--seconds", "10", env={
-        **env, "HOME": str(home), "G3CHAT_ENGINE__AUDIO_WEIGHTS": str(MMPROJ)
-    })  # fmt: skip
+    rc, payload, stderr = ask_mic(env, tmp_path, sound_s=3.0, seconds=10)
     assert rc == 0, stderr
     assert "(silence)" in stderr
     [part] = payload["attachments"]

@@ -16,17 +16,6 @@ RELATIVE = 1e-4  # max abs difference / max abs output; the issue's target is 1e
 
 
 @pytest.fixture(scope="module")
-def ref() -> dict[str, np.ndarray]:
-    with np.load(FIXTURES / "encoder_small.npz") as data:
-        return dict(data)
-
-
-@pytest.fixture(scope="module")
-def encoder(ref: dict[str, np.ndarray]) -> AudioEncoder:
-    return AudioEncoder(SMALL, random_weights(SMALL, int(ref["seed"])))
-
-
-@pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     with np.load(FIXTURES / "features.npz") as data:
         return data["clip_speech_3s"].astype(np.float32) / 32768.0

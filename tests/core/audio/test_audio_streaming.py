@@ -13,21 +13,9 @@ from g3chat.core.audio.encoder import AudioEncoder
 from g3chat.core.audio.features import MelStream, extract_features
 from g3chat.core.audio.streaming import StreamingEncoder, final_tokens
 from tests.conftest import FIXTURES as ALL_FIXTURES
-from tests.fixtures.audio_synth import SMALL, random_weights
 
 FIXTURES = ALL_FIXTURES / "audio"
 TOLERANCE = 1e-5  # the bound; the embeddings have unit RMS
-
-
-@pytest.fixture(scope="module")
-def ref() -> dict[str, np.ndarray]:
-    with np.load(FIXTURES / "encoder_small.npz") as data:
-        return dict(data)
-
-
-@pytest.fixture(scope="module")
-def encoder(ref: dict[str, np.ndarray]) -> AudioEncoder:
-    return AudioEncoder(SMALL, random_weights(SMALL, int(ref["seed"])))
 
 
 @pytest.fixture(scope="module")
