@@ -100,12 +100,16 @@ class StreamingEncoder:
         frames = self.mel.push(samples)
         return self._rows(frames, np.ones(self.mel.n_frames, dtype=bool), last=False)
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+    def finish(self, samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The rest of the clip, ending with ``samples`` if given: ``push(samples)`` and ``finish()`` in one
+        pass through the tower (each pass streams all of its weights, whatever the number of rows)."""
         if self.finished:
             raise ValueError("the clip has finished")
         self.finished = True
+        head = self.mel.push(samples) if samples is not None and len(samples) else None
         features = self.mel.finish()
-        return self._rows(features.mel, features.valid, last=True)
+        frames = features.mel if head is None else np.concatenate([head, features.mel])
+        return self._rows(frames, features.valid, last=True)
 
     def _rows(
         self, frames: np.ndarray, valid_frames: np.ndarray, *, last: bool

@@ -111,3 +111,22 @@ def test_a_fork_ends_the_clip_here_and_the_stream_goes_on(encoder, clips, cut: i
         want, want_keep = encoder(features.mel, features.valid)
         assert got.shape == want.shape and np.array_equal(keep, want_keep)
         assert float(np.abs(got - want).max()) <= TOLERANCE
+
+
+@pytest.mark.parametrize(("cut", "end"), [(9_000, 9_001), (9_000, 24_321), (0, 4_000)])
+def test_finish_takes_the_last_samples_in_one_pass(encoder, clips, cut: int, end: int) -> None:
+    """``finish(samples)``: the clip's last samples and its end through the tower at once (the listener's
+    read-ahead at the end of speech), the same rows as pushing them first."""
+    clip = speech(clips)[:end]
+    stream = StreamingEncoder(encoder)
+    head, head_keep = stream.push(clip[:cut])
+    passes: list[int] = []
+    through = stream._rows
+    stream._rows = lambda *a, **k: passes.append(1) or through(*a, **k)  # type: ignore[method-assign]
+    tail, tail_keep = stream.finish(clip[cut:])
+    assert len(passes) == 1
+    features = extract_features(clip)
+    want, want_keep = encoder(features.mel, features.valid)
+    got, keep = np.concatenate([head, tail]), np.concatenate([head_keep, tail_keep])
+    assert got.shape == want.shape and np.array_equal(keep, want_keep)
+    assert float(np.abs(got - want).max()) <= TOLERANCE
