@@ -2,8 +2,8 @@
 it after the recording ends (`ask --mic` before), in one run on the same machine.
 
 The utterance is served by a file-backed ALSA capture device through PortAudio and the real ``Recorder``
-(shared/audio-capture.md), paced to real time in the block callback (the file device itself delivers as
-fast as it is read). ``--seconds`` of sound, then silence: the recorder stops ``--silence`` seconds after
+(shared/audio-capture.md), paced to real time in PortAudio's callback thread (the file device itself
+delivers as fast as it is read, and that thread would then spin on a core the model needs). ``--seconds`` of sound, then silence: the recorder stops ``--silence`` seconds after
 the sound ends (2 s, as `ask --mic` and the chat UI; the clip keeps 0.3 s of the silence), or with
 ``--silence 0`` at the time limit of ``--seconds``. For each path, from the moment the recorder returns
 (the end of the recording) store the WAV and ask for one answer token; the clock stops at the first token.
@@ -59,6 +59,7 @@ def capture_device(tmp: Path, samples: np.ndarray) -> None:
     home.mkdir()
     (home / ".asoundrc").write_text(ASOUNDRC.format(infile=raw))
     os.environ["HOME"] = str(home)
+    pace_the_device()
 
 
 def hearing_for(engine: LlamaCppEngine, cfg: AudioConfig, weights_file: Path) -> None:
@@ -80,18 +81,39 @@ def hearing_for(engine: LlamaCppEngine, cfg: AudioConfig, weights_file: Path) ->
 SILENCE_S = 2.0
 
 
-def record(seconds: float, on_block=None, on_pause=None) -> np.ndarray:  # -> int16 samples
-    """The real recorder on the file device, paced to real time; returns at the end of the recording."""
-    started = time.perf_counter()
-    fed = 0
-    pauses.clear()
+def pace_the_device() -> None:
+    """Deliver the file device's blocks at the rate a microphone does: ALSA's file plugin over a null
+    slave hands them out as fast as PortAudio asks, and its callback thread then spins on a core that the
+    model needs (a whole core here). The recorder's own callback runs unchanged, each block in real time."""
+    import g3chat.core.media.mic as mic
 
-    def paced(block: np.ndarray) -> None:
-        nonlocal fed
-        fed += len(block)
-        time.sleep(max(0.0, started + fed / 16_000 - time.perf_counter()))
-        if on_block is not None:
-            on_block(block)
+    load = mic.load_sounddevice
+
+    class Paced:
+        def __init__(self, sd):
+            self._sd = sd
+
+        def __getattr__(self, name):
+            return getattr(self._sd, name)
+
+        def InputStream(self, *, callback, samplerate, **kwargs):  # noqa: N802 (sounddevice's name)
+            started, fed = time.perf_counter(), 0
+
+            def paced(indata, frames, when, status):
+                nonlocal fed
+                fed += frames
+                time.sleep(max(0.0, started + fed / samplerate - time.perf_counter()))
+                callback(indata, frames, when, status)
+
+            return self._sd.InputStream(callback=paced, samplerate=samplerate, **kwargs)
+
+    mic.load_sounddevice = lambda: Paced(load())  # type: ignore[assignment]
+
+
+def record(seconds: float, on_block=None, on_pause=None) -> np.ndarray:  # -> int16 samples
+    """The real recorder on the file device (paced to real time by :func:`pace_the_device`); returns at the
+    end of the recording."""
+    pauses.clear()
 
     def pause(end: int | None) -> None:
         pauses.append(time.perf_counter())
@@ -100,7 +122,7 @@ def record(seconds: float, on_block=None, on_pause=None) -> np.ndarray:  # -> in
 
     limit = seconds + SILENCE_S + 1.0 if SILENCE_S else seconds
     recording = Recorder(
-        max_seconds=limit, silence_s=SILENCE_S or None, on_block=paced, on_pause=pause
+        max_seconds=limit, silence_s=SILENCE_S or None, on_block=on_block, on_pause=pause
     ).record()
     assert recording.stopped_by == ("silence" if SILENCE_S else "time"), recording.stopped_by
     if pauses:
