@@ -13,7 +13,8 @@ engine until :meth:`Listener.finish` or :meth:`Listener.cancel` returns):
    read is read next as one batch, so a slow machine reads fewer, larger batches;
 3. at 30 s the window is closed (its padding rows and ``<end_of_audio>``) and the next one opened with the
    same tokens :class:`~g3chat.core.engine.hearing.Hearing` puts between windows: a long recording is laid
-   out 30 s after 30 s, not in the equal windows of a file, since its length is unknown while it lasts;
+   out 30 s after 30 s, the last window holding the rest, as every clip is (engine/hearing.py's
+   ``windows``: the layout depends only on the length, which is unknown while the recording lasts);
 4. when the recorder hears silence begin (:meth:`Listener.expect_end`: where a silence stop will trim the
    clip), the clip's end is read ahead during the silence wait: the samples up to that end, then, from a
    fork of the encoder's state, the last soft tokens, the padding rows and ``<end_of_audio>``, then the
@@ -21,7 +22,7 @@ engine until :meth:`Listener.finish` or :meth:`Listener.cancel` returns):
    is cut back to the last real row and the held samples are read as usual; if the recording stops by
    silence, the clip is exactly what was read ahead and the answer evaluates one token;
 5. :meth:`Listener.finish` closes the last window and relabels the clip's positions with the placeholder
-   ids of the stored recording, and tells the hearing its layout. The next ``stream_chat`` with the stored
+   ids of the stored recording. The next ``stream_chat`` with the stored
    part in place of the stand-in then finds the whole clip in the cache and evaluates only what follows.
 
 :meth:`Listener.cancel` cuts the cache back to what it held before listening began (less what the prompt
@@ -40,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from g3chat.core.engine.hearing import LIVE
 from g3chat.core.engine.listening_windows import WindowReader
 from g3chat.core.errors import EngineError
 from g3chat.core.types import AttachmentPart, Message
@@ -63,7 +65,7 @@ def can_listen(engine: Any) -> bool:
 def live_part(name: str = "recording.wav") -> AttachmentPart:
     """A stand-in for a recording still in progress, to put in the message where the recording will go."""
     return AttachmentPart(
-        kind="audio", name=name, mime="audio/wav", path="", sha256=f"live-{uuid.uuid4().hex}", size=0,
+        kind="audio", name=name, mime="audio/wav", path="", sha256=f"{LIVE}{uuid.uuid4().hex}", size=0,
         sample_rate=16_000,
     )  # fmt: skip
 
