@@ -70,6 +70,11 @@ def live_part(name: str = "recording.wav") -> AttachmentPart:
     )  # fmt: skip
 
 
+def is_live(part: AttachmentPart) -> bool:
+    """Whether ``part`` is a :func:`live_part` stand-in."""
+    return part.sha256.startswith(LIVE)
+
+
 @dataclass
 class _Ahead:
     """The clip's end read ahead at ``end`` samples, and what to restore when speech resumes."""
@@ -104,17 +109,34 @@ class Listener(WindowReader):
         self.cut_back = 0  # read-aheads cut back because speech resumed
         self.ahead_done = threading.Event()  # the end is read ahead up to the prompt's last token
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._fed = 0  # samples fed so far
+        self._room = threading.Condition()  # told after each read, for feed(wait_below=...)
         self._thread = threading.Thread(target=self._run, name="g3chat-listen", daemon=True)
         self._thread.start()
 
     # ---------------------------------------------------------------------------------- the caller
 
-    def feed(self, samples: Any) -> None:
-        """Queue recorded samples: int16, or float in [-1, 1]; 16 kHz mono."""
+    def feed(self, samples: Any, *, wait_below: int | None = None) -> None:
+        """Queue recorded samples: int16, or float in [-1, 1]; 16 kHz mono. Never blocks, unless
+        ``wait_below`` is given (a file's decoder, never the recorder): then it first waits until fewer
+        than that many samples fed before are still to be read, so a long file is not decoded far ahead
+        of the reading (nor held twice in memory)."""
         block = np.asarray(samples)
         if block.dtype == np.int16:
             block = block.astype(np.float32) / 32768.0  # as the stored WAV is read back
-        self._queue.put(np.asarray(block, dtype=np.float32).reshape(-1))
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if wait_below is not None:
+            wait_below = max(wait_below, 2 * READ_AT_LEAST)  # what queued is read from READ_AT_LEAST on
+            with self._room:
+                self._room.wait_for(lambda: self._unread() < wait_below or not self._thread.is_alive())
+        self._fed += len(block)
+        self._queue.put(block)
+
+    def _unread(self) -> int:
+        """Samples fed but neither read nor held past the expected end (nor to be read: it failed)."""
+        if self.error is not None:
+            return 0
+        return self._fed - self.n_samples - sum(len(h) for h in self._held)
 
     def expect_end(self, n_samples: int | None) -> None:
         """The recording ends at ``n_samples`` if it stops now (the recorder's ``on_pause``: silence began);
@@ -136,6 +158,16 @@ class Listener(WindowReader):
     # ------------------------------------------------------------------------------- engine thread
 
     def _run(self) -> None:
+        try:
+            self._listen()
+        finally:
+            self._tell()
+
+    def _tell(self) -> None:
+        with self._room:
+            self._room.notify_all()
+
+    def _listen(self) -> None:
         self._guard(self._begin, self.messages)
         pending: list[np.ndarray] = []  # samples to read, up to the expected end
         control: tuple[str, Any] | None = None
@@ -166,6 +198,7 @@ class Listener(WindowReader):
             if pending and (control is not None or n_pending >= READ_AT_LEAST or at_end):
                 self._guard(self._read, np.concatenate(pending))
                 pending = []
+            self._tell()  # fewer samples unread, or held, or failed
             if control is None and at_end and self._ahead is None and self.reads_ahead and self.error is None:
                 self._guard(self._read_ahead)
         kind, part = control
