@@ -9,10 +9,11 @@ as without listening. A failure to make the clip (a corrupt file, a Ctrl+C) canc
 is cut back to what it held before.
 
 A file (:func:`hear_file`) is decoded block by block (:func:`~g3chat.core.media.audio.audio_blocks`) and
-fed as it comes; the decoder waits while a window of samples (30 s) is still to be read, so the first
-window's rows are in the cache before the last block of a long file is decoded, and a 30-minute file is not
-held twice in memory. Its stored WAV is the one :func:`~g3chat.core.media.audio.attach_audio` stores (the
-same bytes and sha256).
+fed as it comes, as the stored WAV's 16-bit samples (the clip read is the clip stored: float samples give
+rows up to 0.06 off the stored clip's on the tiny test model). The decoder waits while a window of samples
+(30 s) is still to be read, so the first window's rows are in the cache before the last block of a long
+file is decoded, and a 30-minute file is not held twice in memory. Its stored WAV is the one
+:func:`~g3chat.core.media.audio.attach_audio` stores (the same bytes and sha256).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ engine until :meth:`Listener.finish` or :meth:`Listener.cancel` returns):
 
 1. the prompt up to the clip's ``<start_of_audio>``, planned with a stand-in part (:func:`live_part`) where
    the recording will go, is evaluated as any prefill (the cached prefix kept);
-2. samples fed from the recorder (:meth:`Listener.feed`, never blocking) are encoded incrementally
+2. samples fed from the recorder (:meth:`Listener.feed`, never blocking; a file's decoder passes
+   ``wait_below`` and waits while a window is unread, see engine/listen_along.py) are encoded incrementally
    (:class:`~g3chat.core.audio.streaming.StreamingEncoder`) and each batch of soft tokens that became final
    is decoded right after the last (llama.cpp embedding input). Whatever queued while a batch was being
    read is read next as one batch, so a slow machine reads fewer, larger batches;

@@ -1,5 +1,6 @@
 """An audio file read into the tiny Gemma 3n's cache while it is decoded (engine/listen_along.py) gives the
-logits of reading it at once, and its first window is in the cache before its last block is decoded."""
+logits of reading it at once (checked as test_audio_listening.py checks a recording), and its first window
+is in the cache before its last block is decoded."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from g3chat.core.errors import MediaError
 from g3chat.core.media.audio import attach_audio, audio_blocks, wav_bytes
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart, Message, user
-from tests.core.audio.test_audio_engine import MMPROJ, SOFT, TOLERANCE, make_engine, prefill_logits
+from tests.core.audio.test_audio_engine import MMPROJ, SOFT, make_engine, prefill_logits
+from tests.core.audio.test_audio_listening import assert_read_at_once
 from tests.fixtures.media_files import wav
 from tests.fixtures.tiny_gemma3n_chat import tiny_chat_model
 from tests.fixtures.tiny_gemma3n_reference import speech_clip
@@ -80,11 +82,10 @@ def test_a_file_read_as_it_is_decoded_gives_the_logits_of_reading_it_at_once(
     assert seen[-1] >= plan.spans[0][1]
     got, evaluated = prefill_logits(engine, messages, fresh=False)
     assert evaluated == 1  # the clip and the prompt after it were read: the last token, for its logits
-    assert engine._hearing is not None
-    engine._hearing._rows.clear()  # read at once: rows encoded afresh from the stored WAV
-    want, evaluated = prefill_logits(engine, messages, fresh=True)
-    assert evaluated == len(plan.tokens)
-    assert float(np.abs(got - want).max()) <= TOLERANCE
+    # the logits of reading the listened rows at once, and those rows are the stored WAV's, encoded afresh
+    # (not compared to the fresh logits directly: the encoder's rounding, which moves with how the blocks
+    # were batched, becomes up to ~3e-3 in the tiny random model's logits)
+    assert_read_at_once(engine, messages, got)
 
 
 def test_a_file_that_fails_midway_leaves_the_cache_as_it_was(
