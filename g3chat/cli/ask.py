@@ -116,7 +116,9 @@ def _attachments(runtime: Runtime, opts: AskOptions) -> list[AttachmentPart]:
         return []
     from g3chat.cli.attachments import check_microphone, collect_files
 
-    parts = collect_files(runtime.media_store(), opts.images, opts.audio, opts.videos)
+    # a local model may read each audio file as it is decoded: the files are decoded once it is loaded
+    local = runtime.server_url(opts.server) is None
+    parts = collect_files(runtime.media_store(), opts.images, opts.audio, opts.videos, defer_audio=local)
     if opts.mic:
         check_microphone()  # recorded once the model is loaded: it listens while the user speaks
     return parts
@@ -147,6 +149,21 @@ def _record(
     stop = threading.Event()
     with sigint_cancels(stop):
         return record_heard(runtime.media_store(), opts.seconds, stop, engine, history, prompt, files)
+
+
+def _hear_files(
+    runtime: Runtime,
+    engine: Any,
+    history: list[Message],
+    prompt: str,
+    opts: AskOptions,
+    files: list[AttachmentPart],
+) -> list[AttachmentPart]:
+    from g3chat.cli.attachments import hear_files
+    from g3chat.core.engine.listening import live_part
+
+    later = [live_part()] if opts.mic else []  # the recording comes after the files
+    return hear_files(runtime.media_store(), engine, history, prompt, files, later)
 
 
 def _run(
@@ -221,7 +238,10 @@ def _answer(
     elif system_prompt.strip():
         history = [Message.text_message("system", system_prompt)]
 
-    if opts.mic:
+    from g3chat.core.engine.listening import is_live
+
+    deferred = [p for p in attachments if is_live(p)]  # --audio files, for collect_files' stand-ins
+    if opts.mic or deferred:
         try:
             before = history
             if toolset is not None:  # the answer's prompt has the tools' description: listen after it
@@ -229,7 +249,10 @@ def _answer(
 
                 tools = toolset.registry.select(opts.tools or "")
                 before = prompt_with_tools(history, tools, opts.tool_choice)
-            attachments = [*attachments, _record(runtime, engine, before, prompt, opts, attachments)]
+            if deferred:
+                attachments = _hear_files(runtime, engine, before, prompt, opts, attachments)
+            if opts.mic:
+                attachments = [*attachments, _record(runtime, engine, before, prompt, opts, attachments)]
         except BaseException:
             engine.close()
             raise

@@ -6,10 +6,10 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from g3chat.core.errors import G3ChatError
 from g3chat.core.media.attach import AttachKind, AttachRequest, attach, clean_path
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart, Message, user
@@ -19,9 +19,20 @@ MIC_DEFAULT_SECONDS = 30.0
 
 
 def collect_files(
-    store: MediaStore, images: Sequence[str], audio: Sequence[str], videos: Sequence[str]
+    store: MediaStore,
+    images: Sequence[str],
+    audio: Sequence[str],
+    videos: Sequence[str],
+    *,
+    defer_audio: bool = False,
 ) -> list[AttachmentPart]:
-    """Prepare and store each file in order (images, audio, video); MediaError names a bad one."""
+    """Prepare and store each file in order (images, audio, video); MediaError names a bad one.
+    ``defer_audio``: an audio file is only checked (it opens and has an audio stream) and a stand-in takes
+    its place, for :func:`hear_files` to decode once the model is loaded (it reads the file as it is
+    decoded)."""
+    from g3chat.core.engine.listening import live_part
+    from g3chat.core.media.audio import check_audio_file
+
     requests: list[tuple[AttachKind, str]] = [
         *(("image", p) for p in images),
         *(("audio", p) for p in audio),
@@ -29,7 +40,12 @@ def collect_files(
     ]
     parts: list[AttachmentPart] = []
     for kind, raw in requests:
-        parts.extend(attach(store, AttachRequest(kind, clean_path(raw))))
+        path = clean_path(raw)
+        if kind == "audio" and defer_audio:
+            check_audio_file(path)
+            parts.append(replace(live_part(path.name), path=str(path)))
+        else:
+            parts.extend(attach(store, AttachRequest(kind, path)))
     return parts
 
 
@@ -65,28 +81,50 @@ def record_heard(
     """:func:`record_mic`, the model reading the recording while it is made where it can (a local Gemma 3n
     that hears; see engine/listening.py): ``before`` and ``user(prompt, [*files, recording])`` are the
     conversation the answer will continue. Elsewhere, or if listening fails, it is read after the end."""
-    from g3chat.core.engine.listening import Listener, can_listen, live_part
+    from g3chat.core.engine.listen_along import listen_along
 
-    listener: Listener | None = None
-    if can_listen(engine):
-        live = live_part()
-        listener = Listener(engine, [*before, user(prompt, [*files, live])], live)
-    try:
-        part = record_mic(
+    def record(listener: Any) -> AttachmentPart:
+        return record_mic(
             store, seconds, stop,
             on_block=listener.feed if listener else None,
             on_pause=listener.expect_end if listener else None,
         )  # fmt: skip
-    except BaseException:
-        if listener is not None:
-            listener.cancel()
-        raise
-    if listener is not None:
-        try:
-            listener.finish(part)
-        except (G3ChatError, OSError, RuntimeError, ValueError) as exc:
-            sys.stderr.write(f"g3chat: note: the recording is read after it ended ({exc})\n")
-    return part
+
+    return listen_along(
+        engine, lambda live: [*before, user(prompt, [*files, live])], record,
+        name="recording.wav", after="the recording is read after it ended", note=_note,
+    )  # fmt: skip
+
+
+def hear_files(
+    store: MediaStore,
+    engine: Any,
+    before: list[Message],
+    prompt: str,
+    parts: list[AttachmentPart],
+    later: Sequence[AttachmentPart] = (),
+) -> list[AttachmentPart]:
+    """``parts`` with each ``--audio`` stand-in (:func:`collect_files` with ``defer_audio``) replaced by its
+    file, stored, in order: read by the model while it is decoded where it can listen (a local Gemma 3n
+    that hears), the conversation being ``before`` and ``user(prompt, [*parts, *later])`` (``later``: a
+    stand-in for the recording to come)."""
+    from g3chat.core.engine.listen_along import hear_file
+    from g3chat.core.engine.listening import is_live
+
+    parts = list(parts)
+    for index, part in enumerate(parts):
+        if not is_live(part):
+            continue
+
+        def conversation(live: AttachmentPart, index: int = index) -> list[Message]:
+            return [*before, user(prompt, [*parts[:index], live, *parts[index + 1 :], *later])]
+
+        parts[index] = hear_file(engine, store, part.path, conversation, note=_note)
+    return parts
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"g3chat: note: {text}\n")
 
 
 def record_mic(

@@ -13,7 +13,7 @@ import pytest
 from g3chat.core.audio.install import safetensors_header
 from g3chat.core.audio.weights import bf16_to_f32, load_audio_weights
 from g3chat.core.engine.llama import LlamaCppEngine
-from g3chat.core.media.audio import audio_part, wav_bytes
+from g3chat.core.media.audio import attach_audio, audio_part, wav_bytes
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import user
 from tests.conftest import FIXTURES, run_cli
@@ -78,9 +78,57 @@ def test_ask_audio_is_heard_by_gemma_3n(files: dict[str, Path], env: dict[str, s
     assert rc == 0, stderr
     assert "not sent" not in stderr and payload["finish_reason"] in ("length", "stop")
     assert payload["usage"]["prompt_tokens"] == prompt_counts(files["model"], tmp_path)[1]
-    assert payload["usage"]["prompt_eval_tokens"] == payload["usage"]["prompt_tokens"]
+    # read as it was decoded: the answer evaluated only the prompt's last token, for its logits
+    assert payload["usage"]["prompt_eval_tokens"] == 1
     [part] = payload["attachments"]
     assert part["type"] == "audio" and part["sample_rate"] == 16000
+    assert part["sha256"] == stored_sha256(files["speech"], tmp_path)  # what attaching it stores
+
+
+def stored_sha256(path: Path, tmp: Path) -> str:
+    return attach_audio(MediaStore(tmp / "media"), path).sha256
+
+
+def test_ask_audio_files_are_read_in_order_as_they_are_decoded(
+    files: dict[str, Path], env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two files, one longer than the tiny model's window (3.872 s), 44.1 kHz stereo: each is read while it
+    is decoded, the second after the first; the answer evaluates one token."""
+    from tests.fixtures.media_files import wav
+
+    clip = np.resize(speech_clip(), 6 * 16_000)
+    long = wav(tmp_path / "long.wav", np.interp(np.arange(6 * 44_100) / 2.75625, np.arange(len(clip)), clip),
+               44_100, channels=2)  # fmt: skip
+    rc, payload, stderr = ask_json("--audio", str(long), "--audio", str(files["speech"]), env={
+        **env, "G3CHAT_ENGINE__AUDIO_WEIGHTS": str(MMPROJ)
+    })  # fmt: skip
+    assert rc == 0, stderr
+    assert "note" not in stderr
+    assert [p["name"] for p in payload["attachments"]] == ["long.wav", "speech.wav"]
+    assert [p["sha256"] for p in payload["attachments"]] == [
+        stored_sha256(long, tmp_path), stored_sha256(files["speech"], tmp_path)
+    ]  # fmt: skip
+    assert payload["usage"]["prompt_tokens"] > 3 * 25
+    assert payload["usage"]["prompt_eval_tokens"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("empty.wav", wav_bytes(np.zeros(0, np.float32)), "empty.wav: contains no audio"),  # after loading
+        ("noise.wav", b"RIFF\x00\x00garbage" + bytes(range(256)) * 4, "noise.wav: not an audio file"),
+        ("nothing.mp3", b"", "nothing.mp3: not an audio file"),
+    ],
+)
+def test_ask_audio_with_a_file_that_is_no_audio_is_one_line(
+    env: dict[str, str], tmp_path: Path, name: str, content: bytes, says: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    rc, _, stderr = ask_json("--audio", str(path), env={**env, "G3CHAT_ENGINE__AUDIO_WEIGHTS": str(MMPROJ)})
+    lines = stderr.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert says in lines[0]
 
 
 def test_a_clip_longer_than_30_s_is_heard_in_windows_and_says_so(
@@ -215,7 +263,8 @@ def test_models_pull_audio_fetches_checks_and_installs(
     # the installed weights fit the tiny model (text width 32): `ask --audio` finds them by itself
     rc, payload, stderr = ask_json("--audio", str(files["speech"]), env=env)
     assert rc == 0, stderr
-    assert payload["usage"]["prompt_eval_tokens"] > 189
+    usage = payload["usage"]
+    assert usage["prompt_tokens"] > 189 and usage["prompt_eval_tokens"] == 1  # heard, read as decoded
     # they record where they came from; an E4B model (the same width as E2B) refuses them
     recorded = safetensors_header(dest)[0]["__metadata__"]
     assert recorded["source"] == f"{REPO}@main" and recorded["model_size"] == "e2b"

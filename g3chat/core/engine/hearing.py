@@ -14,9 +14,11 @@ weights file and the clip's sha256 (as media chunks do, see engine/projector.py)
 clip's keys and values, a different clip (or other weights) never matches.
 
 **Clips longer than 30 s are split, not refused.** Gemma 3n's audio window is 30 s: the processor keeps
-only the first 30 s of a clip and always lays out 188 soft tokens. A longer clip is cut into equal windows
-of at most 30 s (a 31 s clip is two halves of 15.5 s, not 30 s and a sliver), each its own audio block in
-order, the way the processor lays out several audio items. A two-minute voice memo is heard whole for
+only the first 30 s of a clip and always lays out 188 soft tokens. A longer clip is cut into consecutive
+windows of 30 s, the last holding the rest (a 31 s clip is 30 s and 1 s), each its own audio block in
+order, the way the processor lays out several audio items. The layout depends only on the sample count, so
+a file read while it is decoded and a recording read while it is made (engine/listening.py: their length is
+unknown until they end) are laid out as the stored clip is. A two-minute voice memo is heard whole for
 about 780 prompt tokens, where a refusal would make the user cut the file by hand and truncation would
 silently drop most of it. The context window still bounds the total (a long clip that does not fit is the
 usual "does not fit the context" error).
@@ -48,6 +50,7 @@ CACHE_WINDOWS = 8
 BOA_TEXT, EOA_TEXT = "<start_of_audio>", "<end_of_audio>"
 PULL = "run 'g3chat models pull --audio'"
 NO_WEIGHTS = "Gemma 3n's audio encoder weights are not installed"
+LIVE = "live-"  # the sha256 of a stand-in for a clip still being read (engine/listening.py's live_part)
 NO_TOKENS = f"this Gemma 3n GGUF has no {BOA_TEXT} / {EOA_TEXT} tokens in its vocabulary"
 
 
@@ -69,10 +72,9 @@ def window_samples(config: AudioConfig) -> int:
 
 
 def windows(n_samples: int, limit: int = WINDOW_SAMPLES) -> list[tuple[int, int]]:
-    """Equal consecutive [start, end) windows of at most ``limit`` samples covering ``n_samples``."""
-    count = max(1, -(-n_samples // limit))
-    size = -(-n_samples // count)
-    return [(i * size, min(n_samples, (i + 1) * size)) for i in range(count)]
+    """Consecutive [start, end) windows of ``limit`` samples covering ``n_samples``, the last holding the
+    rest (one window, maybe empty, for a clip no longer than ``limit``)."""
+    return [(start, min(n_samples, start + limit)) for start in range(0, max(1, n_samples), limit)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,8 +116,6 @@ class Hearing:
         self.between: tuple[int, ...] = ()
         self._encoder: Any = None
         self._rows: OrderedDict[tuple[str, tuple[int, int]], Any] = OrderedDict()
-        # clips read while recorded (engine/listening.py): their windows, 30 s after 30 s, by sha256
-        self.layouts: dict[str, tuple[tuple[int, int], ...]] = {}
         self.window = window_samples(self.config)
         boa = llm.tokenize(BOA_TEXT.encode(), add_bos=False, special=True)
         eoa = llm.tokenize(EOA_TEXT.encode(), add_bos=False, special=True)
@@ -178,14 +178,14 @@ class Hearing:
         """The clip's prompt pieces: per window, its wrapper tokens and an :class:`AudioChunk`."""
         n_rows = self.config.soft_tokens + 1
         pieces: list[list[int] | AudioChunk] = []
-        layout = self.layouts.get(part.sha256) or windows(self._n_samples(part), self.window)
-        for index, window in enumerate(layout):
+        for index, window in enumerate(windows(self._n_samples(part), self.window)):
             ids = placeholder_ids(f"{self.key}|{part.sha256}|{window[0]}:{window[1]}", n_rows)
             pieces += [[*(self.between if index else ()), self.boa], AudioChunk(self, part, window, ids)]
         return MediaItem(tuple(pieces), None)
 
-    @staticmethod
-    def _n_samples(part: AttachmentPart) -> int:
+    def _n_samples(self, part: AttachmentPart) -> int:
+        if part.sha256.startswith(LIVE):  # a clip still being read (engine/listening.py): one window
+            return self.window
         try:
             with wave.open(str(part.path), "rb") as wav:
                 n, rate = wav.getnframes(), wav.getframerate()

@@ -7,13 +7,15 @@ engine until :meth:`Listener.finish` or :meth:`Listener.cancel` returns):
 
 1. the prompt up to the clip's ``<start_of_audio>``, planned with a stand-in part (:func:`live_part`) where
    the recording will go, is evaluated as any prefill (the cached prefix kept);
-2. samples fed from the recorder (:meth:`Listener.feed`, never blocking) are encoded incrementally
+2. samples fed from the recorder (:meth:`Listener.feed`, never blocking; a file's decoder passes
+   ``wait_below`` and waits while a window is unread, see engine/listen_along.py) are encoded incrementally
    (:class:`~g3chat.core.audio.streaming.StreamingEncoder`) and each batch of soft tokens that became final
    is decoded right after the last (llama.cpp embedding input). Whatever queued while a batch was being
    read is read next as one batch, so a slow machine reads fewer, larger batches;
 3. at 30 s the window is closed (its padding rows and ``<end_of_audio>``) and the next one opened with the
    same tokens :class:`~g3chat.core.engine.hearing.Hearing` puts between windows: a long recording is laid
-   out 30 s after 30 s, not in the equal windows of a file, since its length is unknown while it lasts;
+   out 30 s after 30 s, the last window holding the rest, as every clip is (engine/hearing.py's
+   ``windows``: the layout depends only on the length, which is unknown while the recording lasts);
 4. when the recorder hears silence begin (:meth:`Listener.expect_end`: where a silence stop will trim the
    clip), the clip's end is read ahead during the silence wait: the samples up to that end, then, from a
    fork of the encoder's state, the last soft tokens, the padding rows and ``<end_of_audio>``, then the
@@ -21,7 +23,7 @@ engine until :meth:`Listener.finish` or :meth:`Listener.cancel` returns):
    is cut back to the last real row and the held samples are read as usual; if the recording stops by
    silence, the clip is exactly what was read ahead and the answer evaluates one token;
 5. :meth:`Listener.finish` closes the last window and relabels the clip's positions with the placeholder
-   ids of the stored recording, and tells the hearing its layout. The next ``stream_chat`` with the stored
+   ids of the stored recording. The next ``stream_chat`` with the stored
    part in place of the stand-in then finds the whole clip in the cache and evaluates only what follows.
 
 :meth:`Listener.cancel` cuts the cache back to what it held before listening began (less what the prompt
@@ -40,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from g3chat.core.engine.hearing import LIVE
 from g3chat.core.engine.listening_windows import WindowReader
 from g3chat.core.errors import EngineError
 from g3chat.core.types import AttachmentPart, Message
@@ -63,9 +66,14 @@ def can_listen(engine: Any) -> bool:
 def live_part(name: str = "recording.wav") -> AttachmentPart:
     """A stand-in for a recording still in progress, to put in the message where the recording will go."""
     return AttachmentPart(
-        kind="audio", name=name, mime="audio/wav", path="", sha256=f"live-{uuid.uuid4().hex}", size=0,
+        kind="audio", name=name, mime="audio/wav", path="", sha256=f"{LIVE}{uuid.uuid4().hex}", size=0,
         sample_rate=16_000,
     )  # fmt: skip
+
+
+def is_live(part: AttachmentPart) -> bool:
+    """Whether ``part`` is a :func:`live_part` stand-in."""
+    return part.sha256.startswith(LIVE)
 
 
 @dataclass
@@ -102,17 +110,34 @@ class Listener(WindowReader):
         self.cut_back = 0  # read-aheads cut back because speech resumed
         self.ahead_done = threading.Event()  # the end is read ahead up to the prompt's last token
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._fed = 0  # samples fed so far
+        self._room = threading.Condition()  # told after each read, for feed(wait_below=...)
         self._thread = threading.Thread(target=self._run, name="g3chat-listen", daemon=True)
         self._thread.start()
 
     # ---------------------------------------------------------------------------------- the caller
 
-    def feed(self, samples: Any) -> None:
-        """Queue recorded samples: int16, or float in [-1, 1]; 16 kHz mono."""
+    def feed(self, samples: Any, *, wait_below: int | None = None) -> None:
+        """Queue recorded samples: int16, or float in [-1, 1]; 16 kHz mono. Never blocks, unless
+        ``wait_below`` is given (a file's decoder, never the recorder): then it first waits until fewer
+        than that many samples fed before are still to be read, so a long file is not decoded far ahead
+        of the reading (nor held twice in memory)."""
         block = np.asarray(samples)
         if block.dtype == np.int16:
             block = block.astype(np.float32) / 32768.0  # as the stored WAV is read back
-        self._queue.put(np.asarray(block, dtype=np.float32).reshape(-1))
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if wait_below is not None:
+            wait_below = max(wait_below, 2 * READ_AT_LEAST)  # what queued is read from READ_AT_LEAST on
+            with self._room:
+                self._room.wait_for(lambda: self._unread() < wait_below or not self._thread.is_alive())
+        self._fed += len(block)
+        self._queue.put(block)
+
+    def _unread(self) -> int:
+        """Samples fed but neither read nor held past the expected end (nor to be read: it failed)."""
+        if self.error is not None:
+            return 0
+        return self._fed - self.n_samples - sum(len(h) for h in self._held)
 
     def expect_end(self, n_samples: int | None) -> None:
         """The recording ends at ``n_samples`` if it stops now (the recorder's ``on_pause``: silence began);
@@ -134,6 +159,16 @@ class Listener(WindowReader):
     # ------------------------------------------------------------------------------- engine thread
 
     def _run(self) -> None:
+        try:
+            self._listen()
+        finally:
+            self._tell()
+
+    def _tell(self) -> None:
+        with self._room:
+            self._room.notify_all()
+
+    def _listen(self) -> None:
         self._guard(self._begin, self.messages)
         pending: list[np.ndarray] = []  # samples to read, up to the expected end
         control: tuple[str, Any] | None = None
@@ -164,6 +199,7 @@ class Listener(WindowReader):
             if pending and (control is not None or n_pending >= READ_AT_LEAST or at_end):
                 self._guard(self._read, np.concatenate(pending))
                 pending = []
+            self._tell()  # fewer samples unread, or held, or failed
             if control is None and at_end and self._ahead is None and self.reads_ahead and self.error is None:
                 self._guard(self._read_ahead)
         kind, part = control

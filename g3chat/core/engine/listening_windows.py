@@ -39,12 +39,8 @@ class WindowReader:
         """Evaluate the prompt up to the clip's ``<start_of_audio>``."""
         from g3chat.core.engine.llama import PromptPlan
 
-        engine, hearing = self.engine, self.hearing
-        hearing.layouts[self.live.sha256] = ((0, hearing.window),)
-        try:
-            plan = engine.plan(messages)
-        finally:
-            del hearing.layouts[self.live.sha256]
+        engine = self.engine
+        plan = engine.plan(messages)  # the stand-in is planned as one window
         live = self.live.sha256
         start = next(
             (s for s, c in plan.media if getattr(getattr(c, "part", None), "sha256", 0) == live), None
@@ -122,7 +118,10 @@ class WindowReader:
         return filler_rows(self.hearing.encoder(), self.hearing.eoa)
 
     def _relabel(self, part: AttachmentPart) -> None:
-        """Give the clip's positions the stored recording's placeholder ids, and tell the hearing."""
+        """Give the clip's positions the stored recording's placeholder ids (its windows are the ones
+        :func:`~g3chat.core.engine.hearing.windows` lays out for the stored clip) and keep its rows."""
+        from g3chat.core.engine.hearing import windows
+
         hearing, llm = self.hearing, self.engine.llama
         layout: list[tuple[int, int]] = []
         for i, window in enumerate(self._windows):
@@ -130,12 +129,13 @@ class WindowReader:
             layout.append((window.start, end))
         if hearing._n_samples(part) != self.n_samples:
             raise InputError(f"{part.name} is not the recording that was read ({self.n_samples} samples)")
+        if layout != windows(self.n_samples, hearing.window):
+            raise InputError(f"{part.name} was read in other windows than the stored clip is laid out in")
         n_rows = hearing.config.soft_tokens + 1
         for window, span in zip(self._windows, layout):
             ids = placeholder_ids(f"{hearing.key}|{part.sha256}|{span[0]}:{span[1]}", n_rows)
             llm.input_ids[window.position : window.position + n_rows] = ids
             hearing.remember(part.sha256, span, np.concatenate(window.rows))
-        hearing.layouts[part.sha256] = tuple(layout)
 
     def _discard(self) -> None:
         from g3chat.core.engine.kv import KVSession

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,31 @@ SAMPLE_RATE = 16_000
 MAX_SECONDS = 30 * 60  # refuse to decode more than half an hour
 
 
-def decode_audio(path: Path | str, rate: int = SAMPLE_RATE, max_seconds: float = MAX_SECONDS) -> Any:
-    """The file's audio as float32 mono samples in [-1, 1] at ``rate`` Hz (a numpy array)."""
+def check_audio_file(path: Path | str) -> None:
+    """MediaError now for a file that is no audio (missing, empty, not media, no audio stream); it decodes
+    nothing, so a corrupt stream is found only when it is decoded."""
     import av
-    import numpy as np
+
+    path = Path(path).expanduser()
+    try:
+        with open_container(path, "an audio file") as container:
+            if not container.streams.audio:
+                raise MediaError(f"{path}: has no audio stream")
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: corrupt audio ({av_reason(exc)})") from None
+
+
+def audio_blocks(
+    path: Path | str, rate: int = SAMPLE_RATE, max_seconds: float = MAX_SECONDS
+) -> Iterator[Any]:
+    """The file's audio as float32 mono samples in [-1, 1] at ``rate`` Hz, block by block as FFmpeg decodes
+    it (numpy arrays of a few thousand samples), so a reader can start before the file is decoded. The
+    errors come where they are found: a file that is no audio at once, a corrupt or too long one midway,
+    one that held no samples after the last block."""
+    import av
 
     path = Path(path).expanduser()
     container = open_container(path, "an audio file")
-    pieces: list[Any] = []
     total = 0
     try:
         with container:
@@ -41,28 +59,50 @@ def decode_audio(path: Path | str, rate: int = SAMPLE_RATE, max_seconds: float =
             # a centred (identical) stereo signal, averaging keeps its level.
             resampler = av.AudioResampler(format="fltp", rate=rate)
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    pieces.append(out.to_ndarray().mean(axis=0))
-                    total += out.samples
+                blocks = [_mono(out) for out in resampler.resample(frame)]
+                total += sum(len(b) for b in blocks)
                 if total > max_seconds * rate:
                     raise MediaError(f"{path}: longer than {max_seconds / 60:.0f} minutes")
-            for out in resampler.resample(None):
-                pieces.append(out.to_ndarray().mean(axis=0))
+                yield from (b for b in blocks if len(b))
+            for out in resampler.resample(None):  # what the resampler still holds
+                block = _mono(out)
+                total += len(block)
+                if len(block):
+                    yield block
     except av.FFmpegError as exc:
         raise MediaError(f"{path}: corrupt audio ({av_reason(exc)})") from None
-    samples = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, dtype=np.float32)
-    if samples.size == 0:
+    if total == 0:
         raise MediaError(f"{path}: contains no audio")
-    return np.clip(samples, -1.0, 1.0)
 
 
-def wav_bytes(samples: Any, rate: int = SAMPLE_RATE) -> bytes:
-    """16-bit mono PCM WAV of float samples in [-1, 1] (or int16 samples)."""
+def _mono(frame: Any) -> Any:
+    import numpy as np
+
+    return np.clip(frame.to_ndarray().mean(axis=0).astype(np.float32), -1.0, 1.0)
+
+
+def decode_audio(path: Path | str, rate: int = SAMPLE_RATE, max_seconds: float = MAX_SECONDS) -> Any:
+    """The file's audio as float32 mono samples in [-1, 1] at ``rate`` Hz (a numpy array): all of
+    :func:`audio_blocks`."""
+    import numpy as np
+
+    return np.concatenate(list(audio_blocks(path, rate, max_seconds)))
+
+
+def pcm16(samples: Any) -> Any:
+    """Float samples in [-1, 1] as the stored WAV's 16-bit samples (int16 samples as they are)."""
     import numpy as np
 
     data = np.asarray(samples)
     if data.dtype != np.int16:
         data = (np.clip(data.astype(np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    return data
+
+
+def wav_bytes(samples: Any, rate: int = SAMPLE_RATE) -> bytes:
+    """16-bit mono PCM WAV of float samples in [-1, 1] (or int16 samples)."""
+
+    data = pcm16(samples)
     out = io.BytesIO()
     with wave.open(out, "wb") as wav:
         wav.setnchannels(1)

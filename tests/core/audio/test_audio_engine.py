@@ -111,12 +111,14 @@ def as_soft_tokens(tokens: list[int], spans: list[tuple[int, int]]) -> list[int]
     return out
 
 
-def test_windows_are_equal_and_at_most_30_s() -> None:
-    assert windows(100) == [(0, 100)]
+def test_windows_are_30_s_after_30_s_the_last_holding_the_rest() -> None:
+    assert windows(0) == [(0, 0)] and windows(100) == [(0, 100)]
     assert windows(480_000) == [(0, 480_000)]
-    assert windows(480_001) == [(0, 240_001), (240_001, 480_001)]
+    assert windows(496_000) == [(0, 480_000), (480_000, 496_000)]  # 31 s: 30 s and 1 s
+    assert windows(480_001) == [(0, 480_000), (480_000, 480_001)]  # the sliver is padded when heard
+    assert windows(960_000) == [(0, 480_000), (480_000, 960_000)]  # no empty window after a full one
     cuts = windows(16_000 * 95)
-    assert len(cuts) == 4 and all(b - a == 380_000 for a, b in cuts) and cuts[-1][1] == 16_000 * 95
+    assert [b - a for a, b in cuts] == [480_000] * 3 + [80_000] and cuts[-1][1] == 16_000 * 95
     # Gemma 3n's 188 soft tokens hold 30 s; the tiny model's 24 hold 3.872 s (384 frames of 10 ms)
     assert window_samples(AudioConfig()) == 480_000
     assert window_samples(AudioConfig(soft_tokens=SOFT)) == 61_952
@@ -182,8 +184,9 @@ def test_a_different_clip_does_not_match_the_cache(
 def test_a_long_clip_is_heard_in_windows(
     hearing: LlamaCppEngine, store: MediaStore, encoder: AudioEncoder
 ) -> None:
-    """Longer than the model's window (30 s for Gemma 3n, 3.872 s for the tiny one): equal windows, each
-    its own audio block, every one of them decoded from its own part of the clip."""
+    """Longer than the model's window (30 s for Gemma 3n, 3.872 s for the tiny one): windows of 3.872 s
+    and the rest (0.256 s), each its own audio block, every one of them decoded from its own part of the
+    clip."""
     samples = tone_mix(8.0, seed=7)
     long = audio_part(store, samples, "long.wav")
     messages = [user("the keeper", [long])]
@@ -199,7 +202,9 @@ def test_a_long_clip_is_heard_in_windows(
     assert len(placeholders) == 3 * (SOFT + 1) and len(set(placeholders)) == 3 * (SOFT + 1)
     got, _ = prefill_logits(hearing, messages, fresh=True)
     stored, _ = read_wav(long.path)
-    rows = [clip_rows(encoder, stored[a:b], eoa=TINY_TOKENS.eoa) for a, b in windows(len(stored), 61_952)]
+    cuts = windows(len(stored), 61_952)
+    assert cuts == [(0, 61_952), (61_952, 123_904), (123_904, 128_000)]
+    rows = [clip_rows(encoder, stored[a:b], eoa=TINY_TOKENS.eoa) for a, b in cuts]
     want = manual_logits(hearing.llama, as_soft_tokens(plan.tokens, plan.spans), rows)
     assert float(np.abs(got - want).max()) <= TOLERANCE
 
