@@ -3,13 +3,14 @@ it after the recording ends (`ask --mic` before), in one run on the same machine
 
 The utterance is served by a file-backed ALSA capture device through PortAudio and the real ``Recorder``
 (shared/audio-capture.md), paced to real time in PortAudio's callback thread (the file device itself
-delivers as fast as it is read, and that thread would then spin on a core the model needs). ``--seconds`` of sound, then silence: the recorder stops ``--silence`` seconds after
-the sound ends (2 s, as `ask --mic` and the chat UI; the clip keeps 0.3 s of the silence), or with
-``--silence 0`` at the time limit of ``--seconds``. For each path, from the moment the recorder returns
-(the end of the recording) store the WAV and ask for one answer token; the clock stops at the first token.
-The paths: ``after`` reads the clip after the recording (`ask --mic` before listening), ``listening``
-reads it while it is recorded, ``ahead`` also reads the clip's end and the question during the silence
-wait (the recorder's ``on_pause``). All start from an empty KV cache and load nothing after the recording.
+delivers as fast as it is read, and that thread would then spin on a core the model needs). ``--seconds``
+of sound, then silence: the recorder stops ``--silence`` seconds after the sound ends (2 s, as `ask --mic`
+and the chat UI; the clip keeps 0.3 s of the silence), or with ``--silence 0`` at the time limit of
+``--seconds``. For each path, from the moment the recorder returns (the end of the recording) store the
+WAV and ask for one answer token; the clock stops at the first token. The paths: ``after`` reads the clip
+after the recording (`ask --mic` before listening), ``listening`` reads it while it is recorded, ``ahead``
+also reads the clip's end and the question during the silence wait (the recorder's ``on_pause``).
+All start from an empty KV cache and load nothing after the recording.
 
 The model is the E2B-shaped GGUF of bench/e2b_model.py (``--model e2b-q4``) and the audio tower Gemma 3n
 E2B's at full size with seeded random weights (tests/fixtures/audio_synth.py: speed does not depend on the
@@ -96,7 +97,7 @@ def pace_the_device() -> None:
         def __getattr__(self, name):
             return getattr(self._sd, name)
 
-        def InputStream(self, *, callback, samplerate, **kwargs):  # noqa: N802 (sounddevice's name)
+        def InputStream(self, *, callback, samplerate, **kwargs):  # sounddevice's name
             started, fed = time.perf_counter(), 0
 
             def paced(indata, frames, when, status):

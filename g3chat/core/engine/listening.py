@@ -17,11 +17,13 @@ engine until :meth:`Listener.finish` or :meth:`Listener.cancel` returns):
    out 30 s after 30 s, the last window holding the rest, as every clip is (engine/hearing.py's
    ``windows``: the layout depends only on the length, which is unknown while the recording lasts);
 4. when the recorder hears silence begin (:meth:`Listener.expect_end`: where a silence stop will trim the
-   clip), the clip's end is read ahead during the silence wait: the samples up to that end, then, from a
-   fork of the encoder's state, the last soft tokens, the padding rows and ``<end_of_audio>``, then the
+   clip), the clip's end is read ahead during the silence wait: once the samples up to that end are in, a
+   fork of the encoder's state takes them and the end in one pass through the tower (each pass streams all
+   of its weights), giving the last soft tokens, then the padding rows and ``<end_of_audio>``, then the
    prompt's text after the clip. Samples past that end are held, not encoded. If speech resumes, the cache
-   is cut back to the last real row and the held samples are read as usual; if the recording stops by
-   silence, the clip is exactly what was read ahead and the answer evaluates one token;
+   is cut back to the last row the encoder's own state reached and the samples the fork took are read
+   again with the held ones; if the recording stops by silence, the clip is exactly what was read ahead and
+   the answer evaluates one token;
 5. :meth:`Listener.finish` closes the last window and relabels the clip's positions with the placeholder
    ids of the stored recording. The next ``stream_chat`` with the stored
    part in place of the stand-in then finds the whole clip in the cache and evaluates only what follows.
@@ -48,13 +50,15 @@ from g3chat.core.errors import EngineError
 from g3chat.core.types import AttachmentPart, Message
 
 _END, _CANCEL, _EXPECT = "end", "cancel", "expect"
+_NONE = np.zeros(0, np.float32)
 # Rows read ahead between looks at the queue: speech that resumes waits for at most one such batch (~1.3 s
 # at E2B's ~50 rows a second on two cores; the held samples are then read in one go) before the read-ahead
 # is cut back. Smaller batches evaluate fewer rows a second.
 AHEAD_BATCH = 64
-# Samples read at a time at least (0.5 s): each read streams the tower's weights (2.7 GB for E2B) and the
-# model's through memory once, whatever the number of rows; fewer, larger reads keep up on two cores.
-READ_AT_LEAST = 8_000
+# Samples read at a time at least (1 s): each read streams the tower's weights (2.7 GB for E2B) and the
+# model's through memory once, whatever the number of rows (E2B on two cores: ~0.2 s of a read's ~0.35 s
+# encoding). At 0.5 s a read the listener used ~95% of real time there, at 1 s ~60%.
+READ_AT_LEAST = 16_000
 
 
 def can_listen(engine: Any) -> bool:
@@ -81,6 +85,7 @@ class _Ahead:
     """The clip's end read ahead at ``end`` samples, and what to restore when speech resumes."""
 
     end: int
+    samples: np.ndarray  # the clip's last samples, read by the fork only (given back if speech resumes)
     position: int  # the cache's length before it
     ids: int
     rows_read: int
@@ -137,7 +142,11 @@ class Listener(WindowReader):
         """Samples fed but neither read nor held past the expected end (nor to be read: it failed)."""
         if self.error is not None:
             return 0
-        return self._fed - self.n_samples - sum(len(h) for h in self._held)
+        return self._fed - self._through() - sum(len(h) for h in self._held)
+
+    def _through(self) -> int:
+        """Samples read so far, counting those the end read ahead took."""
+        return self.n_samples + (len(self._ahead.samples) if self._ahead is not None else 0)
 
     def expect_end(self, n_samples: int | None) -> None:
         """The recording ends at ``n_samples`` if it stops now (the recorder's ``on_pause``: silence began);
@@ -195,13 +204,15 @@ class Listener(WindowReader):
             if control is not None and control[0] == _CANCEL:
                 break
             n_pending = sum(len(p) for p in pending)
-            at_end = self._end_at is not None and self.n_samples + n_pending >= self._end_at
-            if pending and (control is not None or n_pending >= READ_AT_LEAST or at_end):
+            at_end = self._end_at is not None and self._through() + n_pending >= self._end_at
+            ahead_now = control is None and at_end and self._ahead is None and self.reads_ahead
+            if pending and not ahead_now and (control is not None or n_pending >= READ_AT_LEAST or at_end):
                 self._guard(self._read, np.concatenate(pending))
                 pending = []
+            if ahead_now:  # the samples up to the end go through the fork with the end, in one pass
+                self._guard(self._read_ahead, np.concatenate(pending) if pending else _NONE)
+                pending = []
             self._tell()  # fewer samples unread, or held, or failed
-            if control is None and at_end and self._ahead is None and self.reads_ahead and self.error is None:
-                self._guard(self._read_ahead)
         kind, part = control
         if kind == _END and self.error is None:
             self._guard(self._end, part)
@@ -225,30 +236,35 @@ class Listener(WindowReader):
         """Queue ``block`` for reading, holding back what lies past the expected end."""
         room = len(block)
         if self._end_at is not None:
-            room = max(0, min(room, self._end_at - self.n_samples - sum(len(p) for p in pending)))
+            room = max(0, min(room, self._end_at - self._through() - sum(len(p) for p in pending)))
         if room:
             pending.append(block[:room])
         if room < len(block):
             self._held.append(block[room:])
 
     def _expect(self, end: int | None, pending: list[np.ndarray]) -> list[np.ndarray]:
-        self._cut_back()
-        samples, self._held = [*pending, *self._held], []
+        back = self._cut_back()
+        samples, self._held = [*back, *pending, *self._held], []
         self._end_at = end if end is not None and end >= self.n_samples else None
         again: list[np.ndarray] = []
         for block in samples:
             self._take(block, again)
         return again
 
-    def _read_ahead(self) -> None:
-        llm = self.engine.llama
-        window = self._windows[-1]
+    def _read_ahead(self, samples: np.ndarray) -> None:
+        """Read the clip's end as if it came after ``samples``: the rows of the samples not read yet and of
+        the end, from a fork of the encoder's state (the real stream can still go on), then the prompt."""
+        if self.n_samples + len(samples) > self._windows[-1].start + self.hearing.window:
+            self._read(samples)  # the end lies in the next window: the samples up to it are read as usual
+            samples = _NONE
+        llm, window = self.engine.llama, self._windows[-1]
         self._ahead = _Ahead(
-            self.n_samples, llm.n_tokens, self._ids, self.rows_read, len(window.rows), self._ahead_steps()
-        )
+            self.n_samples + len(samples), samples, llm.n_tokens, self._ids, self.rows_read,
+            len(window.rows), self._ahead_steps(samples),
+        )  # fmt: skip
 
-    def _ahead_steps(self) -> Iterator[bool]:
-        rows = self._closing_rows(self._stream.fork())  # the real stream can still go on
+    def _ahead_steps(self, samples: np.ndarray) -> Iterator[bool]:
+        rows = self._closing_rows(self._stream.fork(), samples)
         for start in range(0, len(rows), AHEAD_BATCH):
             batch = rows[start : start + AHEAD_BATCH]
             self._decode(batch)
@@ -268,13 +284,14 @@ class Listener(WindowReader):
             ahead.done = True
             self.ahead_done.set()
 
-    def _cut_back(self) -> None:
-        """Speech resumed: back to the last real row (the encoder's own state never went past it)."""
+    def _cut_back(self) -> list[np.ndarray]:
+        """Speech resumed: back to the last row the encoder's own state reached (it never went past it);
+        returns the samples after it that the read-ahead took, to be read again."""
         from g3chat.core.engine.kv import KVSession
 
         ahead, self._ahead = self._ahead, None
         if ahead is None:
-            return
+            return []
         self.cut_back += 1
         self.read_ahead = 0
         self.ahead_done.clear()
@@ -282,20 +299,23 @@ class Listener(WindowReader):
             raise EngineError("the cache could not be cut back to the recording's last row")
         del self._windows[-1].rows[ahead.n_rows :]
         self._ids, self.rows_read = ahead.ids, ahead.rows_read
+        return [ahead.samples] if len(ahead.samples) else []
 
     # -------------------------------------------------------------------------------- the reading
 
     def _end(self, part: AttachmentPart) -> None:
         n_samples = self.hearing._n_samples(part)
-        if n_samples != self.n_samples:
-            self._cut_back()  # not the clip read ahead: stopped another way, or not trimmed
-            if self._held and n_samples > self.n_samples:
-                self._read(np.concatenate(self._held)[: n_samples - self.n_samples])
+        if n_samples != self._through():
+            # not the clip read ahead: stopped another way, or not trimmed
+            held = [*self._cut_back(), *self._held]
+            if held and n_samples > self.n_samples:
+                self._read(np.concatenate(held)[: n_samples - self.n_samples])
         if self._ahead is None and self.reads_ahead:
-            self._read_ahead()  # the prompt after the clip too, as the answer would
+            self._read_ahead(_NONE)  # the prompt after the clip too, as the answer would
         if self._ahead is not None:
             for _ in self._ahead.steps:  # what is left of the end read ahead
                 pass
+            self.n_samples = self._ahead.end
         else:
             self._close()
         self._relabel(part)

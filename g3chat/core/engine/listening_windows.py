@@ -82,23 +82,23 @@ class WindowReader:
     def _close(self) -> None:
         self._decode(self._closing_rows(self._stream))
 
-    def _closing_rows(self, stream: Any) -> np.ndarray:
-        """The window's last soft tokens, its padding rows and ``<end_of_audio>``."""
+    def _closing_rows(self, stream: Any, samples: np.ndarray | None = None) -> np.ndarray:
+        """The window's last soft tokens (of ``samples`` too, the clip's last ones, if given), its padding
+        rows and ``<end_of_audio>``."""
         from g3chat.core.engine.hearing import MIN_SAMPLES
 
         window = self._windows[-1]
-        rows: list[np.ndarray] = []
         padding, end = self._filler()
-        short = MIN_SAMPLES - (self.n_samples - window.start)
+        tail = np.zeros(0, np.float32) if samples is None else samples
+        short = MIN_SAMPLES - (self.n_samples + len(tail) - window.start)
         if short > 0:  # as Hearing.rows pads a short clip
-            soft, keep = stream.push(np.zeros(short, np.float32))
-            rows.append(np.where(keep[:, None], soft, padding))
-        soft, keep = stream.finish()
+            tail = np.concatenate([tail, np.zeros(short, np.float32)])
+        soft, keep = stream.finish(tail)
         n_pad = self.hearing.config.soft_tokens - stream.n_tokens
         if n_pad < 0:
             raise InputError("the window holds more soft tokens than the model's audio window")
-        rows += [np.where(keep[:, None], soft, padding), np.broadcast_to(padding, (n_pad, padding.shape[0]))]
-        return np.concatenate([*rows, end[None, :]])
+        pad = np.broadcast_to(padding, (n_pad, padding.shape[0]))
+        return np.concatenate([np.where(keep[:, None], soft, padding), pad, end[None, :]])
 
     def _decode(self, rows: np.ndarray) -> None:
         from g3chat.core.engine.embeddings import decode_embeddings

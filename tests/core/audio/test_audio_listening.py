@@ -113,28 +113,32 @@ def assert_read_at_once(engine: LlamaCppEngine, messages: list, got: np.ndarray)
         assert float(np.abs(hearing.rows(part, window) - rows).max()) <= 1e-5
 
 
+@pytest.mark.parametrize("spoken", [24_000, 60_800])  # the end in the first window, and in the next
 def test_the_end_read_ahead_in_the_silence_is_the_trimmed_clip(
-    engine: LlamaCppEngine, store: MediaStore
+    engine: LlamaCppEngine, store: MediaStore, spoken: int
 ) -> None:
     """Silence begins at 1.5 s: the clip's end (to 1.8 s) and the prompt after it are read while the
-    silence lasts; the stopped recording, trimmed there, then costs the answer one token."""
-    speech = as_int16(np.resize(speech_clip(), 24_000))
+    silence lasts; the stopped recording, trimmed there, then costs the answer one token. Silence at 3.8 s
+    puts the end (4.1 s) past the tiny model's 3.872 s window: the read-ahead opens the next one."""
+    speech = as_int16(np.resize(speech_clip(), spoken))
     samples = np.concatenate([speech, np.zeros(24_000, np.int16)])  # and 1.5 s of silence
-    end = 24_000 + 4_800
+    end = spoken + 4_800
     KVSession(engine.llama).truncate(0)
     live = live_part()
     listener = Listener(engine, [user("the keeper", [live])], live)
-    feed(listener, samples[:24_800])  # the first silent block, then the recorder's on_pause
+    feed(listener, samples[: spoken + 800])  # the first silent block, then the recorder's on_pause
     deadline = time.monotonic() + 30
-    while listener.rows_read < 6 and time.monotonic() < deadline:  # read while recorded, 0.5 s at a time
+    while listener.rows_read < 6 and time.monotonic() < deadline:  # read while recorded, 1 s at a time
         time.sleep(0.01)
     assert listener.rows_read >= 6
     listener.expect_end(end)
-    feed(listener, samples[24_800:])
+    feed(listener, samples[spoken + 800 :])
     read_ahead(listener)
     part = audio_part(store, samples[:end], "recording.wav")  # as the recorder trims it
     listener.finish(part)
+    assert listener.cut_back == 0
     messages = [user("the keeper", [part])]
+    assert len(engine.plan(messages).spans) == (1 if end <= 61_952 else 2)
     got, evaluated = prefill_logits(engine, messages, fresh=False)
     assert evaluated == 1  # the prompt's last token, for fresh logits
     assert_read_at_once(engine, messages, got)
