@@ -10,9 +10,10 @@ is cut back to what it held before.
 
 A file (:func:`hear_file`) is decoded block by block (:func:`~g3chat.core.media.audio.audio_blocks`) and
 fed as it comes, as the stored WAV's 16-bit samples (the clip read is the clip stored: float samples give
-rows up to 0.06 off the stored clip's on the tiny test model). The decoder waits while a window of samples
-(30 s) is still to be read, so the first window's rows are in the cache before the last block of a long
-file is decoded, and a 30-minute file is not held twice in memory. Its stored WAV is the one
+rows up to 0.06 off the stored clip's on the tiny test model). It is read a window (30 s) at a time, each
+window in one pass through the audio tower, while the decoder goes on with the next; the decoder waits while
+two windows are still to be read, so the first window's rows are in the cache before the last block of a
+long file is decoded, and a 30-minute file is not held twice in memory. Its stored WAV is the one
 :func:`~g3chat.core.media.audio.attach_audio` stores (the same bytes and sha256).
 """
 
@@ -32,16 +33,24 @@ Note = Callable[[str], None]
 
 
 def listen_along(
-    engine: Any, conversation: Conversation, make: Make, *, name: str, after: str, note: Note
+    engine: Any,
+    conversation: Conversation,
+    make: Make,
+    *,
+    name: str,
+    after: str,
+    note: Note,
+    whole_windows: bool = False,
 ) -> AttachmentPart:
     """``make(listener)`` with a listener reading what it feeds, where ``engine`` can listen (else
-    ``make(None)``); ``after`` says, in the note when listening fails, when the clip is read instead."""
+    ``make(None)``); ``after`` says, in the note when listening fails, when the clip is read instead.
+    ``whole_windows``: the samples come faster than they are read (see ``Listener``)."""
     from g3chat.core.engine.listening import Listener, can_listen, live_part
 
     listener: Listener | None = None
     if can_listen(engine):
         live = live_part(name)
-        listener = Listener(engine, conversation(live), live)
+        listener = Listener(engine, conversation(live), live, whole_windows=whole_windows)
     try:
         part = make(listener)
     except BaseException:
@@ -80,9 +89,10 @@ def hear_file(
         for block in decode(path):
             pieces.append(block)
             if listener is not None:  # what the stored WAV will read back
-                listener.feed(pcm16(block), wait_below=listener.hearing.window)
+                listener.feed(pcm16(block), wait_below=2 * listener.hearing.window)
         return audio_part(store, np.concatenate(pieces), path.name)
 
+    after = f"{path.name} is read with the prompt"
     return listen_along(
-        engine, conversation, make, name=path.name, after=f"{path.name} is read with the prompt", note=note
+        engine, conversation, make, name=path.name, after=after, note=note, whole_windows=True
     )

@@ -98,15 +98,24 @@ class Listener(WindowReader):
     """Reads one recording into the engine's cache while it is made; see the module docstring."""
 
     def __init__(
-        self, engine: Any, messages: Sequence[Message], live: AttachmentPart, *, read_ahead: bool = True
+        self,
+        engine: Any,
+        messages: Sequence[Message],
+        live: AttachmentPart,
+        *,
+        read_ahead: bool = True,
+        whole_windows: bool = False,
     ) -> None:
         """Start listening: ``live`` (from :func:`live_part`) stands where the recording goes in
         ``messages`` (a ``LlamaCppEngine``'s conversation). EngineError when the model cannot hear.
-        ``read_ahead=False``: an expected end only holds back the samples past it (bench/)."""
+        ``read_ahead=False``: an expected end only holds back the samples past it (bench/).
+        ``whole_windows``: samples that come faster than they are read (a file's decoder) are read a
+        window at a time, one pass through the tower each, rather than as they come."""
         if not can_listen(engine):
             raise EngineError("this model cannot hear audio")
         super().__init__(engine, messages, live)
         self.reads_ahead = read_ahead
+        self.whole_windows = whole_windows
         self.error: BaseException | None = None
         self._end_at: int | None = None  # where the recording ends if the silence that began lasts
         self._held: list[np.ndarray] = []  # samples past it
@@ -132,7 +141,8 @@ class Listener(WindowReader):
             block = block.astype(np.float32) / 32768.0  # as the stored WAV is read back
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         if wait_below is not None:
-            wait_below = max(wait_below, 2 * READ_AT_LEAST)  # what queued is read from READ_AT_LEAST on
+            # what queued is read from READ_AT_LEAST on, or once it fills the window
+            wait_below = max(wait_below, 2 * (self.hearing.window if self.whole_windows else READ_AT_LEAST))
             with self._room:
                 self._room.wait_for(lambda: self._unread() < wait_below or not self._thread.is_alive())
         self._fed += len(block)
@@ -206,19 +216,31 @@ class Listener(WindowReader):
             n_pending = sum(len(p) for p in pending)
             at_end = self._end_at is not None and self._through() + n_pending >= self._end_at
             ahead_now = control is None and at_end and self._ahead is None and self.reads_ahead
-            if pending and not ahead_now and (control is not None or n_pending >= READ_AT_LEAST or at_end):
-                self._guard(self._read, np.concatenate(pending))
-                pending = []
+            if pending and not ahead_now and control is None:
+                pending = self._guard(self._read_some, pending, n_pending, at_end) or []
             if ahead_now:  # the samples up to the end go through the fork with the end, in one pass
                 self._guard(self._read_ahead, np.concatenate(pending) if pending else _NONE)
                 pending = []
             self._tell()  # fewer samples unread, or held, or failed
         kind, part = control
         if kind == _END and self.error is None:
-            self._guard(self._end, part)
+            self._guard(self._end, part, np.concatenate(pending) if pending else _NONE)
             if self.error is None:
                 return
         self._discard()
+
+    def _read_some(self, pending: list[np.ndarray], n_pending: int, at_end: bool) -> list[np.ndarray]:
+        """Read what is pending if it is enough (READ_AT_LEAST, or a window that more samples follow);
+        return what is left pending."""
+        room = self._window_room()
+        if self.whole_windows and 0 < room < n_pending and not at_end:
+            samples = np.concatenate(pending)
+            self._read(samples[:room], more=True)
+            return [samples[room:]]
+        if (not self.whole_windows and n_pending >= READ_AT_LEAST) or at_end:
+            self._read(np.concatenate(pending))
+            return []
+        return pending
 
     def _guard(self, step: Any, *args: Any) -> Any:
         """Run one step of the work unless an earlier one failed; a failure is kept for finish()."""
@@ -251,30 +273,29 @@ class Listener(WindowReader):
             self._take(block, again)
         return again
 
-    def _read_ahead(self, samples: np.ndarray) -> None:
+    def _read_ahead(self, samples: np.ndarray, batch: int = AHEAD_BATCH) -> None:
         """Read the clip's end as if it came after ``samples``: the rows of the samples not read yet and of
-        the end, from a fork of the encoder's state (the real stream can still go on), then the prompt."""
-        if self.n_samples + len(samples) > self._windows[-1].start + self.hearing.window:
-            self._read(samples)  # the end lies in the next window: the samples up to it are read as usual
-            samples = _NONE
+        the end, from a fork of the encoder's state (the real stream can still go on), then the prompt,
+        ``batch`` positions at a time. Windows that the samples fill are read as usual."""
+        samples = self._last_window(samples)
         llm, window = self.engine.llama, self._windows[-1]
         self._ahead = _Ahead(
             self.n_samples + len(samples), samples, llm.n_tokens, self._ids, self.rows_read,
-            len(window.rows), self._ahead_steps(samples),
+            len(window.rows), self._ahead_steps(samples, batch),
         )  # fmt: skip
 
-    def _ahead_steps(self, samples: np.ndarray) -> Iterator[bool]:
+    def _ahead_steps(self, samples: np.ndarray, size: int) -> Iterator[bool]:
         rows = self._closing_rows(self._stream.fork(), samples)
-        for start in range(0, len(rows), AHEAD_BATCH):
-            batch = rows[start : start + AHEAD_BATCH]
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
             self._decode(batch)
             self.read_ahead += len(batch)
             yield True
         # all but the prompt's last token: the answer evaluates that one for its logits, and a cache that
         # already held it would have to be cut back by one position first (slow in llama.cpp: seconds)
         tail = self._tail[:-1]
-        for start in range(0, len(tail), AHEAD_BATCH):
-            text = tail[start : start + AHEAD_BATCH]
+        for start in range(0, len(tail), size):
+            text = tail[start : start + size]
             self.engine._kv.decode(text, all_logits=False)
             self.read_ahead += len(text)
             yield True
@@ -303,19 +324,21 @@ class Listener(WindowReader):
 
     # -------------------------------------------------------------------------------- the reading
 
-    def _end(self, part: AttachmentPart) -> None:
+    def _end(self, part: AttachmentPart, pending: np.ndarray) -> None:
+        """The clip is stored as ``part``: read the rest of it (``pending``, then what was held) and its
+        end, unless that is what was read ahead."""
         n_samples = self.hearing._n_samples(part)
-        if n_samples != self._through():
+        if self._ahead is not None and self._ahead.end != n_samples:
             # not the clip read ahead: stopped another way, or not trimmed
-            held = [*self._cut_back(), *self._held]
-            if held and n_samples > self.n_samples:
-                self._read(np.concatenate(held)[: n_samples - self.n_samples])
-        if self._ahead is None and self.reads_ahead:
-            self._read_ahead(_NONE)  # the prompt after the clip too, as the answer would
+            self._held = [*self._cut_back(), *self._held]
+        if self._ahead is None:
+            rest = np.concatenate([pending, *self._held])[: max(0, n_samples - self.n_samples)]
+            if self.reads_ahead:  # the prompt after the clip too, as the answer would; all at once
+                self._read_ahead(rest, batch=len(rest) + self.hearing.config.soft_tokens + len(self._tail))
+            else:
+                self._decode(self._closing_rows(self._stream, self._last_window(rest)))
         if self._ahead is not None:
             for _ in self._ahead.steps:  # what is left of the end read ahead
                 pass
             self.n_samples = self._ahead.end
-        else:
-            self._close()
         self._relabel(part)

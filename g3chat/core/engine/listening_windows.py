@@ -65,19 +65,38 @@ class WindowReader:
         self._windows.append(Window(start, self.engine.llama.n_tokens, []))
         self._stream = StreamingEncoder(self.hearing.encoder())
 
-    def _read(self, samples: np.ndarray) -> None:
-        limit = self.hearing.window
+    def _window_room(self) -> int:
+        """Samples the open window still takes."""
+        return self._windows[-1].start + self.hearing.window - self.n_samples
+
+    def _read(self, samples: np.ndarray, *, more: bool = False) -> None:
+        """Read ``samples`` (``more``: and more samples follow them). A window that they fill and go past
+        is closed in the same pass through the tower as its last samples, and the next one opened."""
         while len(samples):
-            window = self._windows[-1]
-            room = window.start + limit - self.n_samples
+            room = self._window_room()
             if room == 0:
                 self._close()
                 self._open(self.n_samples)
                 continue
-            soft, keep = self._stream.push(samples[:room])
-            self.n_samples += min(room, len(samples))
-            samples = samples[room:]
+            if len(samples) > room or (more and len(samples) == room):
+                self._decode(self._closing_rows(self._stream, samples[:room]))
+                self.n_samples += room
+                samples = samples[room:]
+                self._open(self.n_samples)
+                continue
+            soft, keep = self._stream.push(samples)
+            self.n_samples += len(samples)
+            samples = samples[:0]
             self._decode(np.where(keep[:, None], soft, self._filler()[0]))
+
+    def _last_window(self, samples: np.ndarray) -> np.ndarray:
+        """Read the windows that ``samples``, the clip's last ones, fill (each closed in one pass); return
+        those left for the last window, to be read with its end."""
+        over = len(samples) - self._window_room()
+        if over > 0:
+            self._read(samples[: len(samples) - over], more=True)
+            return samples[len(samples) - over :]
+        return samples
 
     def _close(self) -> None:
         self._decode(self._closing_rows(self._stream))

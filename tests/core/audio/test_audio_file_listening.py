@@ -101,7 +101,7 @@ def test_a_file_that_fails_midway_leaves_the_cache_as_it_was(
 
     def failing(path: Path) -> Iterator[Any]:
         for index, block in enumerate(audio_blocks(path)):
-            if index == 100:  # 99 blocks fed, all but a window of them read: ~15 rows
+            if index == 125:  # 7.8 s fed: the decoder waited at 7.7 s (two windows) for the first one
                 at_failure.append(engine.llama.n_tokens)
                 raise MediaError(f"{path}: corrupt audio (Invalid data found when processing input)")
             yield block
@@ -109,6 +109,6 @@ def test_a_file_that_fails_midway_leaves_the_cache_as_it_was(
     notes: list[str] = []
     with pytest.raises(MediaError, match="corrupt audio"):
         hear_file(engine, store, path, conversation, note=notes.append, blocks=failing)
-    assert notes == [] and at_failure[0] > start + 8
+    assert notes == [] and at_failure[0] >= start + SOFT + 1  # the first window was read
     now = engine.cached_tokens()
     assert len(now) <= start and now == cached[: len(now)]  # cut back: nothing of the clip is left
