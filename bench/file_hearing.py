@@ -23,15 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from _models import MODEL_HELP, resolve_model
-from listen_latency import first_token, hearing_for
+from _models import MODEL_HELP
+from listen_latency import first_token, hearing_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/fixtures: weights, the file
 
-from g3chat.core.audio.config import AudioConfig
 from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.listen_along import hear_file
-from g3chat.core.engine.llama import LlamaCppEngine
 from g3chat.core.media.audio import attach_audio, audio_blocks
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import user
@@ -51,32 +49,11 @@ def main() -> None:
     from tests.fixtures.media_files import encoded_audio
 
     tmp = Path(tempfile.mkdtemp(prefix="g3chat-file-hearing-"))
-    question, extra = QUESTION, {}
-    if args.small:  # the tiny Gemma 3n and its own audio weights (24 soft tokens: 3.9 s windows)
-        from tests.conftest import FIXTURES
-        from tests.fixtures.tiny_gemma3n_chat import tiny_chat_model
-
-        model = tiny_chat_model(tmp / "tiny-gemma3n-chat.gguf")
-        extra = {"audio_weights": [FIXTURES / "audio" / "tiny-gemma3n-mmproj.gguf"]}
-        extra["audio_config"] = AudioConfig(soft_tokens=24)
-        question = "the keeper"  # words of its tiny vocabulary
-    else:
-        model = resolve_model(args.model)
+    question = "the keeper" if args.small else QUESTION  # the tiny model's words
     mp3 = encoded_audio(tmp / "memo.mp3", "libmp3lame", tone_mix(args.seconds, 1, 44_100), 44_100)
-    engine = LlamaCppEngine(
-        model, n_ctx=4096, n_threads=args.threads, state_memory_mb=0, state_dir=None, **extra
-    )
-    started = time.perf_counter()
-    engine.load()
-    if engine._hearing is None:
-        raise SystemExit(f"{model.name} is not a Gemma 3n model: it cannot hear")
-    if not args.small:
-        weights_file = tmp / "stand-in-weights"
-        weights_file.write_bytes(b"random")
-        hearing_for(engine, AudioConfig(), weights_file)
-    print(f"model {model.name}, {args.threads} threads; loaded with the audio tower in "
-          f"{time.perf_counter() - started:.1f} s; {mp3.name}: {args.seconds:.0f} s, "
-          f"{mp3.stat().st_size / 1e6:.1f} MB")  # fmt: skip
+    engine, took = hearing_engine(args, tmp, n_ctx=4096)
+    print(f"model {Path(engine.model_path).name}, {args.threads} threads; loaded with the audio tower in "
+          f"{took:.1f} s; {mp3.name}: {args.seconds:.0f} s, {mp3.stat().st_size / 1e6:.1f} MB")  # fmt: skip
     store = MediaStore(tmp / "media")
     first_token(engine, [user(question, [attach_audio(store, mp3)])], time.perf_counter())  # warm
 

@@ -79,6 +79,34 @@ def hearing_for(engine: LlamaCppEngine, cfg: AudioConfig, weights_file: Path) ->
     hearing._encoder = AudioEncoder(config, random_weights(config, 7))
 
 
+def hearing_engine(args: argparse.Namespace, tmp: Path, n_ctx: int) -> tuple[LlamaCppEngine, float]:
+    """The loaded engine the audio benches run, and its load time: ``args.model`` (an E2B-shaped GGUF) with
+    the full-size tower, or with ``args.small`` the tiny Gemma 3n and its own audio weights (24 soft tokens:
+    3.9 s windows; its tiny vocabulary wants questions of its words, e.g. "the keeper")."""
+    extra: dict = {}
+    if args.small:
+        from tests.conftest import FIXTURES
+        from tests.fixtures.tiny_gemma3n_chat import tiny_chat_model
+
+        model = tiny_chat_model(tmp / "tiny-gemma3n-chat.gguf")
+        extra = {"audio_weights": [FIXTURES / "audio" / "tiny-gemma3n-mmproj.gguf"]}
+        extra["audio_config"] = AudioConfig(soft_tokens=24)
+    else:
+        model = resolve_model(args.model)
+    engine = LlamaCppEngine(
+        model, n_ctx=n_ctx, n_threads=args.threads, state_memory_mb=0, state_dir=None, **extra
+    )
+    started = time.perf_counter()
+    engine.load()
+    if engine._hearing is None:
+        raise SystemExit(f"{model.name} is not a Gemma 3n model: it cannot hear")
+    if not args.small:
+        weights_file = tmp / "stand-in-weights"
+        weights_file.write_bytes(b"random")
+        hearing_for(engine, AudioConfig(), weights_file)
+    return engine, time.perf_counter() - started
+
+
 SILENCE_S = 2.0
 
 
@@ -186,33 +214,14 @@ def main() -> None:
     from tests.fixtures.audio_synth import tone_mix
 
     tmp = Path(tempfile.mkdtemp(prefix="g3chat-listen-"))
-    extra: dict = {}
-    if args.small:  # the tiny Gemma 3n and its own audio weights (24 soft tokens: 3.9 s windows)
-        from tests.conftest import FIXTURES
-        from tests.fixtures.tiny_gemma3n_chat import tiny_chat_model
-
-        model = tiny_chat_model(tmp / "tiny-gemma3n-chat.gguf")
-        extra = {"audio_weights": [FIXTURES / "audio" / "tiny-gemma3n-mmproj.gguf"]}
-        extra["audio_config"] = AudioConfig(soft_tokens=24)
+    if args.small:
         global QUESTION
-        QUESTION = "the keeper"  # words of its tiny vocabulary
-    else:
-        model = resolve_model(args.model)
+        QUESTION = "the keeper"  # words of the tiny model's vocabulary
+    engine, took = hearing_engine(args, tmp, n_ctx=2048)
     sound = tone_mix(args.seconds, seed=1)
     capture_device(tmp, np.concatenate([sound, np.zeros(int(16_000 * (args.silence + 2.0)), np.float32)]))
-    engine = LlamaCppEngine(
-        model, n_ctx=2048, n_threads=args.threads, state_memory_mb=0, state_dir=None, **extra
-    )
-    started = time.perf_counter()
-    engine.load()
-    if engine._hearing is None:
-        raise SystemExit(f"{model.name} is not a Gemma 3n model: it cannot hear")
-    if not args.small:
-        weights_file = tmp / "stand-in-weights"
-        weights_file.write_bytes(b"random")
-        hearing_for(engine, AudioConfig(), weights_file)
-    print(f"model {model.name}, {args.threads} threads; loaded with the audio tower in "
-          f"{time.perf_counter() - started:.1f} s; utterance {args.seconds:.0f} s")  # fmt: skip
+    print(f"model {Path(engine.model_path).name}, {args.threads} threads; loaded with the audio tower in "
+          f"{took:.1f} s; utterance {args.seconds:.0f} s")  # fmt: skip
     store = MediaStore(tmp / "media")
     warm = audio_part(store, tone_mix(1.0, seed=2), "warm.wav")
     first_token(engine, [user(QUESTION, [warm])], time.perf_counter())  # graphs built, pages touched
