@@ -232,12 +232,15 @@ class Listener(WindowReader):
     def _read_some(self, pending: list[np.ndarray], n_pending: int, at_end: bool) -> list[np.ndarray]:
         """Read what is pending if it is enough (READ_AT_LEAST, or a window that more samples follow);
         return what is left pending."""
-        room = self._window_room()
-        if self.whole_windows and 0 < room < n_pending and not at_end:
+        if self.whole_windows and not at_end:
+            room = self._window_room()
+            if n_pending <= room:
+                return pending  # until the window is full and a sample more has come
             samples = np.concatenate(pending)
-            self._read(samples[:room], more=True)
-            return [samples[room:]]
-        if (not self.whole_windows and n_pending >= READ_AT_LEAST) or at_end:
+            cut = room or len(samples)  # (a full window is closed as soon as more comes, so room > 0)
+            self._read(samples[:cut], more=True)
+            return [samples[cut:]] if cut < len(samples) else []
+        if n_pending >= READ_AT_LEAST or at_end:
             self._read(np.concatenate(pending))
             return []
         return pending
