@@ -8,10 +8,11 @@ engine until :meth:`Listener.finish` or :meth:`Listener.cancel` returns):
 1. the prompt up to the clip's ``<start_of_audio>``, planned with a stand-in part (:func:`live_part`) where
    the recording will go, is evaluated as any prefill (the cached prefix kept);
 2. samples fed from the recorder (:meth:`Listener.feed`, never blocking; a file's decoder passes
-   ``wait_below`` and waits while a window is unread, see engine/listen_along.py) are encoded incrementally
-   (:class:`~g3chat.core.audio.streaming.StreamingEncoder`) and each batch of soft tokens that became final
-   is decoded right after the last (llama.cpp embedding input). Whatever queued while a batch was being
-   read is read next as one batch, so a slow machine reads fewer, larger batches;
+   ``wait_below`` and waits while two windows are unread, see engine/listen_along.py) are encoded
+   incrementally (:class:`~g3chat.core.audio.streaming.StreamingEncoder`) and each batch of soft tokens that
+   became final is decoded right after the last (llama.cpp embedding input). Whatever queued while a batch
+   was being read is read next as one batch, so a slow machine reads fewer, larger batches; a file's
+   samples (``whole_windows``) are read a window at a time;
 3. at 30 s the window is closed (its padding rows and ``<end_of_audio>``) and the next one opened with the
    same tokens :class:`~g3chat.core.engine.hearing.Hearing` puts between windows: a long recording is laid
    out 30 s after 30 s, the last window holding the rest, as every clip is (engine/hearing.py's
@@ -51,10 +52,12 @@ from g3chat.core.types import AttachmentPart, Message
 
 _END, _CANCEL, _EXPECT = "end", "cancel", "expect"
 _NONE = np.zeros(0, np.float32)
-# Rows read ahead between looks at the queue: speech that resumes waits for at most one such batch (~1.3 s
-# at E2B's ~50 rows a second on two cores; the held samples are then read in one go) before the read-ahead
-# is cut back. Smaller batches evaluate fewer rows a second.
+# Rows read ahead between looks at the queue: speech that resumes waits for at most one such batch (~0.9 s
+# at E2B's ~70 rows a second on two cores; the held samples are then read in one go) before the read-ahead
+# is cut back. Smaller batches evaluate fewer rows a second. At the end of the clip there is nothing to
+# look out for: the rest is read at once.
 AHEAD_BATCH = 64
+AT_ONCE = 1 << 30
 # Samples read at a time at least (1 s): each read streams the tower's weights (2.7 GB for E2B) and the
 # model's through memory once, whatever the number of rows (E2B on two cores: ~0.2 s of a read's ~0.35 s
 # encoding). At 0.5 s a read the listener used ~95% of real time there, at 1 s ~60%.
@@ -337,7 +340,7 @@ class Listener(WindowReader):
         if self._ahead is None:
             rest = np.concatenate([pending, *self._held])[: max(0, n_samples - self.n_samples)]
             if self.reads_ahead:  # the prompt after the clip too, as the answer would; all at once
-                self._read_ahead(rest, batch=len(rest) + self.hearing.config.soft_tokens + len(self._tail))
+                self._read_ahead(rest, batch=AT_ONCE)
             else:
                 self._decode(self._closing_rows(self._stream, self._last_window(rest)))
         if self._ahead is not None:
