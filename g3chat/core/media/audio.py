@@ -101,7 +101,6 @@ def pcm16(samples: Any) -> Any:
 
 def wav_bytes(samples: Any, rate: int = SAMPLE_RATE) -> bytes:
     """16-bit mono PCM WAV of float samples in [-1, 1] (or int16 samples)."""
-
     data = pcm16(samples)
     out = io.BytesIO()
     with wave.open(out, "wb") as wav:
