@@ -5,8 +5,9 @@ The model is the E2B-shaped GGUF of bench/e2b_model.py (``--model e2b-q4``) with
 tower at full size and seeded random weights, as in bench/listen_latency.py (speed does not depend on the
 values). The file is ``--seconds`` of tones as a 44.1 kHz MP3 (FFmpeg's libmp3lame through PyAV).
 Each path starts from an empty KV cache with the model and the tower loaded and ends at the first answer
-token; the paths alternate over ``--repeats``. For the file read as it is decoded, it also prints when the
-decoder gave its last block and how many positions the cache held then (the first window is ~190).
+token; the paths alternate over ``--repeats``, each going first in every other repeat. For the file read as
+it is decoded, it also prints when the decoder gave its last block and how many positions the cache held
+then (the first window is ~190).
 ``--small``: the tiny Gemma 3n and its tower (3.9 s windows), a smoke run.
 
     python bench/file_hearing.py [--model e2b-q4] [--seconds 95] [--threads 2] [--repeats 1] [--small]
@@ -77,8 +78,9 @@ def main() -> None:
 
     paths = {"after": after, "as decoded": as_decoded}
     runs: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(args.repeats):
-        for name, path in paths.items():
+    for repeat in range(args.repeats):
+        order = list(paths.items())
+        for name, path in order if repeat % 2 == 0 else order[::-1]:  # ABBA: neither always goes first
             KVSession(engine.llama).truncate(0)
             engine._hearing._rows.clear()  # type: ignore[union-attr]
             took, evaluated = path(time.perf_counter())

@@ -27,6 +27,9 @@ from g3chat.core.errors import G3ChatError
 from g3chat.core.media.store import MediaStore
 from g3chat.core.types import AttachmentPart, Message
 
+# A file's samples are fed a second at a time, not as FFmpeg decodes them (an MP3 frame is ~420 samples at
+# 16 kHz): each feed takes the GIL from the listener's thread and wakes it.
+FEED_SAMPLES = 16_000
 Conversation = Callable[[AttachmentPart], list[Message]]  # the messages with a part where the clip goes
 Make = Callable[[Any], AttachmentPart]  # makes and stores the clip, feeding the listener (None: none)
 Note = Callable[[str], None]
@@ -79,20 +82,35 @@ def hear_file(
     MediaError for a file that cannot be decoded (the listener cancelled)."""
     import numpy as np
 
-    from g3chat.core.media.audio import audio_blocks, audio_part, pcm16
+    from g3chat.core.media.audio import audio_blocks, audio_part
 
     path = Path(path).expanduser()
     decode = blocks or audio_blocks
 
     def make(listener: Any) -> AttachmentPart:
         pieces: list[Any] = []
+        fed, unfed = 0, 0  # pieces fed so far, samples decoded since
         for block in decode(path):
             pieces.append(block)
-            if listener is not None:  # what the stored WAV will read back
-                listener.feed(pcm16(block), wait_below=2 * listener.hearing.window)
+            unfed += len(block)
+            if listener is not None and unfed >= FEED_SAMPLES:
+                feed(listener, pieces[fed:])
+                fed, unfed = len(pieces), 0
+        if listener is not None and unfed:
+            feed(listener, pieces[fed:])
         return audio_part(store, np.concatenate(pieces), path.name)
 
     after = f"{path.name} is read with the prompt"
     return listen_along(
         engine, conversation, make, name=path.name, after=after, note=note, whole_windows=True
     )
+
+
+def feed(listener: Any, pieces: list[Any]) -> None:
+    """Feed the decoded ``pieces`` to ``listener`` as the stored WAV will read them back (16-bit), waiting
+    while two windows are still to be read."""
+    import numpy as np
+
+    from g3chat.core.media.audio import pcm16
+
+    listener.feed(pcm16(np.concatenate(pieces)), wait_below=2 * listener.hearing.window)

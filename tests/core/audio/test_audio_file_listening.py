@@ -62,10 +62,10 @@ def watched(engine: LlamaCppEngine, seen: list[int]) -> Callable[[Path], Iterato
 def test_a_file_read_as_it_is_decoded_gives_the_logits_of_reading_it_at_once(
     engine: LlamaCppEngine, store: MediaStore, tmp_path: Path
 ) -> None:
-    """9 s of 44.1 kHz stereo: three windows of the tiny model (3.872 s, 3.872 s and the rest), resampled
-    and averaged block by block."""
-    clip = np.resize(speech_clip(), 9 * 16_000)
-    at_44k = np.interp(np.arange(9 * 44_100) * 16_000 / 44_100, np.arange(len(clip)), clip)
+    """13 s of 44.1 kHz stereo: four windows of the tiny model (3 x 3.872 s and the rest), resampled and
+    averaged block by block."""
+    clip = np.resize(speech_clip(), 13 * 16_000)
+    at_44k = np.interp(np.arange(13 * 44_100) * 16_000 / 44_100, np.arange(len(clip)), clip)
     path = wav(tmp_path / "memo.wav", at_44k, 44_100, channels=2)
     KVSession(engine.llama).truncate(0)
     seen: list[int] = []
@@ -75,9 +75,10 @@ def test_a_file_read_as_it_is_decoded_gives_the_logits_of_reading_it_at_once(
     assert part.sha256 == attach_audio(store, path).sha256  # the WAV attaching it after decoding stores
     messages = [user("the keeper", [part])]
     plan = engine.plan(messages)
-    assert len(plan.spans) == 3 and all(end - start == SOFT + 1 for start, end in plan.spans)
+    assert len(plan.spans) == 4 and all(end - start == SOFT + 1 for start, end in plan.spans)
     # nothing of the clip was read before the first block; its first window (rows and <end_of_audio>) was
-    # in the cache before the decoder decoded the last block (it waits while a window is still unread)
+    # in the cache before the decoder decoded the last block (fed a second at a time, it waits while two
+    # windows, 7.7 s here, are still unread)
     assert len(seen) > 50 and seen[0] <= plan.spans[0][0]
     assert seen[-1] >= plan.spans[0][1]
     got, evaluated = prefill_logits(engine, messages, fresh=False)
@@ -92,7 +93,7 @@ def test_a_file_that_fails_midway_leaves_the_cache_as_it_was(
     engine: LlamaCppEngine, store: MediaStore, tmp_path: Path
 ) -> None:
     path = tmp_path / "speech.wav"
-    path.write_bytes(wav_bytes(np.resize(speech_clip(), 9 * 16_000)))  # blocks of 1,024 samples
+    path.write_bytes(wav_bytes(np.resize(speech_clip(), 13 * 16_000)))  # blocks of 1,024 samples
     [(start, _), *_] = engine.plan([user("the keeper", [attach_audio(store, path)])]).spans
     KVSession(engine.llama).truncate(0)
     prefill_logits(engine, [user("the keeper")], fresh=True)
@@ -101,7 +102,7 @@ def test_a_file_that_fails_midway_leaves_the_cache_as_it_was(
 
     def failing(path: Path) -> Iterator[Any]:
         for index, block in enumerate(audio_blocks(path)):
-            if index == 125:  # 7.8 s fed: the decoder waited at 7.7 s (two windows) for the first one
+            if index == 150:  # 9.6 s decoded: feeding 9.2 s, it waited for the first window (7.7 s unread)
                 at_failure.append(engine.llama.n_tokens)
                 raise MediaError(f"{path}: corrupt audio (Invalid data found when processing input)")
             yield block
