@@ -16,7 +16,6 @@ then (the first window is ~190).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -25,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 from _models import MODEL_HELP
-from listen_latency import first_token, hearing_engine
+from listen_latency import empty_cache, first_token, hearing_engine, medians
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/fixtures: weights, the file
 
-from g3chat.core.engine.kv import KVSession
 from g3chat.core.engine.listen_along import hear_file
 from g3chat.core.media.audio import attach_audio, audio_blocks
 from g3chat.core.media.store import MediaStore
@@ -81,17 +79,12 @@ def main() -> None:
     for repeat in range(args.repeats):
         order = list(paths.items())
         for name, path in order if repeat % 2 == 0 else order[::-1]:  # ABBA: neither always goes first
-            KVSession(engine.llama).truncate(0)
-            engine._hearing._rows.clear()  # type: ignore[union-attr]
+            empty_cache(engine)
             took, evaluated = path(time.perf_counter())
             runs[name].append(took)
             print(f"  {name:>10}: first token {took:6.2f} s ({evaluated} prompt positions evaluated "
                   f"by the answer)")  # fmt: skip
-    base = statistics.median(runs["after"])
-    print("file to first token (median): " + ", ".join(
-        f"{name} {statistics.median(times):.2f} s ({base / statistics.median(times):.2f}x)"
-        for name, times in runs.items()
-    ))  # fmt: skip
+    print(medians("file to first token", runs))
     engine.close()
 
 

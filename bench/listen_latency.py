@@ -107,6 +107,21 @@ def hearing_engine(args: argparse.Namespace, tmp: Path, n_ctx: int) -> tuple[Lla
     return engine, time.perf_counter() - started
 
 
+def empty_cache(engine: LlamaCppEngine) -> None:
+    """Before each path: nothing of an earlier one in the KV cache or the hearing's rows."""
+    KVSession(engine.llama).truncate(0)
+    engine._hearing._rows.clear()  # type: ignore[union-attr]
+
+
+def medians(title: str, runs: dict[str, list[float]]) -> str:
+    """``title``: each path's median, and how many times faster than the first path's."""
+    base = statistics.median(next(iter(runs.values())))
+    return f"{title} (median): " + ", ".join(
+        f"{name} {statistics.median(times):.2f} s ({base / statistics.median(times):.2f}x)"
+        for name, times in runs.items()
+    )
+
+
 SILENCE_S = 2.0
 
 
@@ -235,18 +250,13 @@ def main() -> None:
     runs: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.repeats):
         for name, path in paths.items():
-            KVSession(engine.llama).truncate(0)
-            engine._hearing._rows.clear()  # type: ignore[union-attr]
+            empty_cache(engine)
             took, evaluated = path(engine, store, args.seconds)
             runs[name].append(took)
             wait = f"; {pauses[-1] - pauses[-2]:.2f} s of silence waited" if pauses else ""
             print(f"  {name:>9}: first token {took:5.2f} s after the recording ended "
                   f"({evaluated} prompt positions evaluated after it{wait})")  # fmt: skip
-    base = statistics.median(runs["after"])
-    print("end of recording -> first token (median): " + ", ".join(
-        f"{name} {statistics.median(times):.2f} s ({base / statistics.median(times):.1f}x)"
-        for name, times in runs.items()
-    ))  # fmt: skip
+    print(medians("end of recording -> first token", runs))
     engine.close()
 
 
